@@ -1,0 +1,2 @@
+//! backbone (placeholder, being written).
+#![deny(missing_docs)]

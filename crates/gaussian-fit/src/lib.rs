@@ -1,0 +1,2 @@
+//! gaussian-fit (placeholder, being written).
+#![deny(missing_docs)]

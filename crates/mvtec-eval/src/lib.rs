@@ -1,0 +1,2 @@
+//! mvtec-eval (placeholder, being written).
+#![deny(missing_docs)]

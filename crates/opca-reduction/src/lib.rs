@@ -1,0 +1,2 @@
+//! opca-reduction (placeholder, being written).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! scoring (placeholder, being written).
+#![deny(missing_docs)]
