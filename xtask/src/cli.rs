@@ -1,0 +1,360 @@
+//! Command-line interface: `cargo xtask download weights|mvtec`, `cargo xtask list`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, Result};
+use crate::extract::{Selection, extract_tar_xz};
+use crate::fetch::{
+    Expected, FetchOptions, FetchReport, Outcome, download, import_file, parse_sha256, verify_file,
+};
+use crate::registry::{self, Artifact, MVTEC_CATEGORIES};
+
+/// Project automation for gaussad.
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtask",
+    about = "Project automation for gaussad (downloads with integrity checks)"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download a file and verify its SHA-256 (resumable).
+    #[command(subcommand)]
+    Download(Download),
+    /// Print the table of known downloads (URL, size, SHA-256, where the checksum comes from).
+    List,
+}
+
+/// What to download.
+#[derive(Debug, Subcommand)]
+pub enum Download {
+    /// Backbone weights (ONNX) from the ONNX Model Zoo.
+    Weights(WeightsArgs),
+    /// The MVTec AD dataset (the full archive; extracts all or some categories).
+    Mvtec(MvtecArgs),
+}
+
+/// Backbones that can be downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backbone {
+    /// EfficientNet-B4 (timm), `efficientnet_b4_Opset16.onnx`.
+    #[value(name = "efficientnet-b4")]
+    EfficientNetB4,
+    /// ResNet-18 (torch hub), `resnet18_Opset16.onnx`.
+    #[value(name = "resnet18")]
+    Resnet18,
+}
+
+impl Backbone {
+    /// The registry entry of this backbone.
+    pub fn artifact(self) -> &'static Artifact {
+        match self {
+            Backbone::EfficientNetB4 => &registry::EFFICIENTNET_B4,
+            Backbone::Resnet18 => &registry::RESNET18,
+        }
+    }
+}
+
+/// Options shared by every download.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SourceArgs {
+    /// Destination directory.
+    #[arg(long, value_name = "DIR")]
+    pub dest: Option<PathBuf>,
+    /// Fetch from this base URL instead of the official one (the file name is appended).
+    #[arg(long, value_name = "URL", conflicts_with = "from")]
+    pub mirror: Option<String>,
+    /// Use this local file instead of downloading (still checksum-verified).
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Expect this SHA-256 instead of the registry's (the registry's size is then not checked).
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Accept a file for which no checksum is known (only has an effect then).
+    #[arg(long)]
+    pub trust_unverified: bool,
+    /// No progress bar, no notes.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `download weights` options.
+#[derive(Debug, Clone, Args)]
+pub struct WeightsArgs {
+    /// Which backbone.
+    #[arg(long, value_enum)]
+    pub backbone: Backbone,
+    /// Source and verification options.
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// `download mvtec` options.
+#[derive(Debug, Clone, Args)]
+pub struct MvtecArgs {
+    /// Extract only this category (repeatable; default: all fifteen).
+    #[arg(long = "category", value_name = "C")]
+    pub categories: Vec<String>,
+    /// Extract again even where a category folder already exists (it is replaced).
+    #[arg(long)]
+    pub force: bool,
+    /// Delete the downloaded archive after a successful extraction (never a `--from` file).
+    #[arg(long)]
+    pub delete_archive: bool,
+    /// Source and verification options.
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// The workspace root (the parent of the xtask crate).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+/// What a file must be: the `--sha256` given, else the registry's checksum and size; an
+/// artifact without a known checksum needs `--sha256` or `--trust-unverified`.
+pub fn resolve_expected(
+    artifact: &Artifact,
+    sha256: Option<&str>,
+    trust_unverified: bool,
+) -> Result<Expected> {
+    match (sha256, artifact.sha256) {
+        (Some(given), known) => {
+            let given = parse_sha256(given)?;
+            let size = if known == Some(given.as_str()) {
+                artifact.size
+            } else {
+                None
+            };
+            Ok(Expected {
+                sha256: Some(given),
+                size,
+            })
+        }
+        (None, Some(known)) => Expected::sha256(known, artifact.size),
+        (None, None) if trust_unverified => Ok(Expected {
+            sha256: None,
+            size: artifact.size,
+        }),
+        (None, None) => Err(Error::Unverified {
+            artifact: artifact.name.to_owned(),
+        }),
+    }
+}
+
+/// Checks category names against MVTec AD's; empty means all fifteen.
+pub fn resolve_categories(names: &[String]) -> Result<BTreeSet<String>> {
+    if names.is_empty() {
+        return Ok(MVTEC_CATEGORIES.iter().map(|c| (*c).to_owned()).collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            if MVTEC_CATEGORIES.contains(&n.as_str()) {
+                Ok(n.clone())
+            } else {
+                Err(Error::UnknownCategory {
+                    name: n.clone(),
+                    known: MVTEC_CATEGORIES.join(", "),
+                })
+            }
+        })
+        .collect()
+}
+
+fn fetch(
+    artifact: &Artifact,
+    src: &SourceArgs,
+    dest_dir: &Path,
+    expected: &Expected,
+) -> Result<FetchReport> {
+    let opts = FetchOptions { quiet: src.quiet };
+    let dest = dest_dir.join(artifact.file_name);
+    match &src.from {
+        Some(file) => import_file(file, &dest, expected, opts),
+        None => {
+            let url = artifact.url(src.mirror.as_deref());
+            if !src.quiet {
+                eprintln!("downloading {} from {url}", artifact.name);
+            }
+            download(&url, &dest, expected, opts)
+        }
+    }
+}
+
+fn describe(report: &FetchReport) -> &'static str {
+    match report.outcome {
+        Outcome::AlreadyPresent => "already present",
+        Outcome::Downloaded { resumed_from: 0 } => "downloaded",
+        Outcome::Downloaded { .. } => "downloaded (resumed)",
+        Outcome::Copied => "copied",
+    }
+}
+
+/// `download weights`: returns the verified file.
+pub fn download_weights(args: &WeightsArgs) -> Result<FetchReport> {
+    let artifact = args.backbone.artifact();
+    let expected = resolve_expected(
+        artifact,
+        args.source.sha256.as_deref(),
+        args.source.trust_unverified,
+    )?;
+    let dest_dir = args
+        .source
+        .dest
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("weights").join(artifact.name));
+    let report = fetch(artifact, &args.source, &dest_dir, &expected)?;
+    if !args.source.quiet {
+        eprintln!(
+            "note: it is not yet checked that these weights are ImageNet-pretrained (see xtask/README.md, \"Pretrained check\")"
+        );
+    }
+    Ok(report)
+}
+
+/// The result of `download mvtec`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MvtecReport {
+    /// The dataset root (holding one folder per category).
+    pub root: PathBuf,
+    /// Top-level items extracted now (categories and licence/readme files).
+    pub extracted: Vec<String>,
+    /// Categories asked for that were already present and were left alone.
+    pub skipped: Vec<String>,
+    /// The verified archive, if one was fetched or given (`None` when nothing was needed,
+    /// or when it was deleted with `--delete-archive`).
+    pub archive: Option<FetchReport>,
+}
+
+/// `download mvtec`: fetches the archive when needed and extracts the missing categories.
+pub fn download_mvtec(args: &MvtecArgs) -> Result<MvtecReport> {
+    let artifact = &registry::MVTEC_AD;
+    let wanted = resolve_categories(&args.categories)?;
+    let expected = resolve_expected(
+        artifact,
+        args.source.sha256.as_deref(),
+        args.source.trust_unverified,
+    )?;
+    let root = args
+        .source
+        .dest
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("datasets").join("mvtec_ad"));
+    let (skipped, missing): (Vec<String>, Vec<String>) = wanted
+        .into_iter()
+        .partition(|c| !args.force && root.join(c).is_dir());
+    if missing.is_empty() {
+        return Ok(MvtecReport {
+            root,
+            extracted: Vec::new(),
+            skipped,
+            archive: None,
+        });
+    }
+    let archive = match &args.source.from {
+        // A local archive is verified in place and extracted from there (no 5 GB copy).
+        Some(file) => {
+            let (sha256, size) = verify_file(file, &expected)?;
+            FetchReport {
+                path: file.clone(),
+                sha256,
+                size,
+                outcome: Outcome::Copied,
+            }
+        }
+        None => fetch(artifact, &args.source, &root, &expected)?,
+    };
+    if !args.source.quiet {
+        eprintln!("extracting {} into {}", missing.join(", "), root.display());
+    }
+    let extracted = extract_tar_xz(
+        &archive.path,
+        &root,
+        &Selection::TopLevel(missing.into_iter().collect()),
+    )?;
+    let archive = if args.delete_archive && args.source.from.is_none() {
+        std::fs::remove_file(&archive.path).map_err(|e| Error::io("remove", &archive.path, e))?;
+        None
+    } else {
+        Some(archive)
+    };
+    Ok(MvtecReport {
+        root,
+        extracted,
+        skipped,
+        archive,
+    })
+}
+
+/// Runs a parsed command line, printing a summary on stdout.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::List => {
+            for a in registry::ARTIFACTS {
+                println!("{}", a.name);
+                println!("  url:      {}", a.url(None));
+                println!(
+                    "  sha256:   {}",
+                    a.sha256
+                        .unwrap_or("(none confirmed: needs --sha256 or --trust-unverified)")
+                );
+                println!(
+                    "  size:     {}",
+                    a.size
+                        .map_or_else(|| "(not published)".to_owned(), |s| format!("{s} bytes"))
+                );
+                println!("  checksum: {}", a.checksum_source);
+                println!("  license:  {}", a.license);
+            }
+        }
+        Command::Download(Download::Weights(args)) => {
+            let r = download_weights(&args)?;
+            println!(
+                "{}: {} (sha256 {}, {} bytes) {}",
+                args.backbone.artifact().name,
+                r.path.display(),
+                r.sha256,
+                r.size,
+                describe(&r)
+            );
+        }
+        Command::Download(Download::Mvtec(args)) => {
+            let r = download_mvtec(&args)?;
+            if let Some(a) = &r.archive {
+                println!(
+                    "archive: {} (sha256 {}, {} bytes) {}",
+                    a.path.display(),
+                    a.sha256,
+                    a.size,
+                    describe(a)
+                );
+            }
+            if !r.extracted.is_empty() {
+                println!(
+                    "extracted into {}: {}",
+                    r.root.display(),
+                    r.extracted.join(", ")
+                );
+            }
+            if !r.skipped.is_empty() {
+                println!(
+                    "already present in {} (use --force to replace): {}",
+                    r.root.display(),
+                    r.skipped.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}

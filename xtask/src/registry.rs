@@ -1,0 +1,100 @@
+//! The one table of everything xtask can download: URLs, sizes and SHA-256 checksums.
+//!
+//! An entry's URL is `base_url + "/" + file_name`; `--mirror URL` replaces `base_url`.
+//! A checksum is recorded only where it was confirmed from a published source (named in
+//! [`Artifact::checksum_source`]); an entry without one cannot be installed without
+//! `--sha256 HEX` or `--trust-unverified`.
+
+/// One downloadable file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Artifact {
+    /// Short name used on the command line and in messages.
+    pub name: &'static str,
+    /// File name at the source and on disk.
+    pub file_name: &'static str,
+    /// URL of the folder holding the file (no trailing slash).
+    pub base_url: &'static str,
+    /// Expected SHA-256, lower-case hex; `None` when no published checksum was confirmed.
+    pub sha256: Option<&'static str>,
+    /// Expected size in bytes, where published.
+    pub size: Option<u64>,
+    /// Where the checksum (and size) come from.
+    pub checksum_source: &'static str,
+    /// Licence of the file's content.
+    pub license: &'static str,
+}
+
+impl Artifact {
+    /// The URL to fetch: `base_url/file_name`, or `mirror/file_name` when a mirror is given.
+    pub fn url(&self, mirror: Option<&str>) -> String {
+        let base = mirror.unwrap_or(self.base_url).trim_end_matches('/');
+        format!("{base}/{}", self.file_name)
+    }
+}
+
+/// EfficientNet-B4 (timm export, opset 16) from the ONNX Model Zoo.
+///
+/// Whether this export carries ImageNet-trained weights is not verified (its export script
+/// takes a `pretrained` flag): see the pretrained check in the xtask README.
+pub const EFFICIENTNET_B4: Artifact = Artifact {
+    name: "efficientnet-b4",
+    file_name: "efficientnet_b4_Opset16.onnx",
+    // Git LFS content is served by the media endpoint; pinned to the commit the checksum was read at.
+    base_url: "https://media.githubusercontent.com/media/onnx/models/d7a7b063b2e99022c43f3c9e550ad49c560d079a/Computer_Vision/efficientnet_b4_Opset16_timm",
+    sha256: Some("61152f54ca5aa4c271cb8dcbfdff4e15aac38b774b80e38418fcce069d1eba06"),
+    size: Some(77_233_636),
+    checksum_source: "Git LFS pointer of Computer_Vision/efficientnet_b4_Opset16_timm/efficientnet_b4_Opset16.onnx in github.com/onnx/models (commit d7a7b063)",
+    license: "Apache-2.0 (ONNX Model Zoo)",
+};
+
+/// ResNet-18 (torch hub export, opset 16) from the ONNX Model Zoo.
+///
+/// Whether this export carries ImageNet-trained weights is not verified: see the
+/// pretrained check in the xtask README.
+pub const RESNET18: Artifact = Artifact {
+    name: "resnet18",
+    file_name: "resnet18_Opset16.onnx",
+    base_url: "https://media.githubusercontent.com/media/onnx/models/69d69010b7ed6ba9438c392943d2715026792d40/Computer_Vision/resnet18_Opset16_torch_hub",
+    sha256: Some("c1d4d6ca5f18fd516165ed2192bf15a0cb28ac9c02a6c0089249dcdc802f3c86"),
+    size: Some(46_748_516),
+    checksum_source: "Git LFS pointer of Computer_Vision/resnet18_Opset16_torch_hub/resnet18_Opset16.onnx in github.com/onnx/models (commit 69d69010)",
+    license: "Apache-2.0 (ONNX Model Zoo)",
+};
+
+/// The full MVTec AD archive (about 4.9 GB), from MVTec's download server.
+pub const MVTEC_AD: Artifact = Artifact {
+    name: "mvtec-ad",
+    file_name: "mvtec_anomaly_detection.tar.xz",
+    base_url: "https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f283/download/420938113-1629960298",
+    sha256: Some("cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d"),
+    size: None,
+    checksum_source: "anomalib's MVTec AD datamodule (DOWNLOAD_INFO.hashsum, SHA-256; src/anomalib/data/datamodules/image/mvtecad.py)",
+    license: "CC BY-NC-SA 4.0 (MVTec AD; non-commercial use only)",
+};
+
+/// Every artifact, for listing.
+pub const ARTIFACTS: &[Artifact] = &[EFFICIENTNET_B4, RESNET18, MVTEC_AD];
+
+/// The fifteen MVTec AD categories (top-level folders of the archive).
+pub const MVTEC_CATEGORIES: [&str; 15] = [
+    "bottle",
+    "cable",
+    "capsule",
+    "carpet",
+    "grid",
+    "hazelnut",
+    "leather",
+    "metal_nut",
+    "pill",
+    "screw",
+    "tile",
+    "toothbrush",
+    "transistor",
+    "wood",
+    "zipper",
+];
+
+/// Looks an artifact up by its [`Artifact::name`].
+pub fn artifact(name: &str) -> Option<&'static Artifact> {
+    ARTIFACTS.iter().find(|a| a.name == name)
+}
