@@ -541,16 +541,29 @@ pub fn decode_images(paths: &[PathBuf]) -> Result<Vec<DynamicImage>> {
 /// with PIL's centre-aligned convention: `floor((o + 0.5) * inp / out)`, computed exactly in
 /// integers.
 #[inline]
-fn nearest_src(o: usize, inp: usize, out: usize) -> usize {
-    let v = ((2 * o + 1) as u128 * inp as u128) / (2 * out as u128);
-    (v as usize).min(inp.saturating_sub(1))
+/// Source index of every output index of a nearest-neighbour resize from `inp` to `out`
+/// samples, exactly as PIL's `Image.resize(..., NEAREST)`: PIL (`ImagingScaleAffine`) starts
+/// at `0.5 * inp / out` and ADDS the scale once per output sample in f64, truncating each
+/// partial sum. That accumulated round-off makes it differ from the exact
+/// `floor((i + 0.5) * inp / out)` on non-integer ratios (25 of 224 columns for 256 -> 224),
+/// which moved AUPRO by 0.02 on the dev set; tests compare this table with PIL's output.
+pub fn nearest_table(inp: usize, out: usize) -> Vec<usize> {
+    let scale = inp as f64 / out.max(1) as f64;
+    let mut x = 0.5 * scale;
+    let last = inp.saturating_sub(1);
+    (0..out)
+        .map(|_| {
+            let v = (x as usize).min(last);
+            x += scale;
+            v
+        })
+        .collect()
 }
 
 /// Loads a ground-truth mask at the map resolution `out_h x out_w`: the image is converted to
 /// RGB (greyscale replicated, alpha dropped, 16-bit scaled to 8-bit), a pixel is a defect when
 /// its largest colour channel is > 127 (for L/LA masks: its grey value), and the result is
-/// resized with nearest neighbour (PIL's `Image.NEAREST` convention, source index
-/// `floor((i + 0.5) * in / out)`).
+/// resized with nearest neighbour exactly as PIL's `Image.NEAREST` (see [`nearest_table`]).
 pub fn load_mask(path: &Path, out_h: usize, out_w: usize) -> Result<Array2<bool>> {
     if out_h == 0 || out_w == 0 {
         return Err(EvalError::InvalidInput(format!("mask output size {out_h}x{out_w} for {} is empty", path.display())));
@@ -561,10 +574,11 @@ pub fn load_mask(path: &Path, out_h: usize, out_w: usize) -> Result<Array2<bool>
         return Err(EvalError::Decode { path: path.to_path_buf(), message: "empty image".into() });
     }
     let raw = img.as_raw();
-    let cols: Vec<usize> = (0..out_w).map(|j| nearest_src(j, w, out_w)).collect();
+    let cols = nearest_table(w, out_w);
+    let rows = nearest_table(h, out_h);
     let mut out = Array2::from_elem((out_h, out_w), false);
     for (i, mut row) in out.rows_mut().into_iter().enumerate() {
-        let si = nearest_src(i, h, out_h);
+        let si = rows.get(i).copied().unwrap_or(0);
         for (j, v) in row.iter_mut().enumerate() {
             let idx = (si * w + cols.get(j).copied().unwrap_or(0)) * 3;
             if let Some(px) = raw.get(idx..idx + 3) {

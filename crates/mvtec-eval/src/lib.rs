@@ -43,7 +43,7 @@ pub mod report;
 
 pub use dataset::{
     Category, Dataset, DatasetIssue, FolderLayout, IMAGE_EXTENSIONS, LoadedSample, TestSample, ValidateOptions,
-    decode_image, decode_images, is_image_file, load_mask, load_sample_mask, load_test_chunk,
+    decode_image, decode_images, is_image_file, load_mask, load_sample_mask, load_test_chunk, nearest_table,
 };
 pub use error::{EvalError, Result};
 pub use metrics::{Curve, ImageMetrics, f1_max, roc_auc};
