@@ -1,2 +1,54 @@
-//! backbone (placeholder, being written).
+//! # backbone
+//!
+//! Turns images into per-level CNN feature maps for the Gaussian anomaly-detection
+//! pipeline. Networks are native [burn](https://burn.dev) code built from a configuration
+//! (EfficientNet B0-B7 and Lite0-4, ResNet-18/34/50, Wide ResNet-50-2); weights come from
+//! ONNX files read at run time (any export of the same architecture, logits-only is
+//! fine: convolutions are taken in graph order, batch norms folded, every shape checked),
+//! or from the embedded EfficientNet-Lite0 ImageNet weights. Levels are chosen at run time
+//! and the forward pass stops at the deepest one.
+//!
+//! Preprocessing reproduces PIL's antialiased `BILINEAR` resize bit-exactly, then the
+//! ImageNet normalisation.
+//!
+//! ```
+//! use backbone::{BackboneSpec, Device, FeatureExtractor, Preprocess, WeightsSource};
+//! use ndarray::Array4;
+//!
+//! let spec: BackboneSpec = "efficientnet-lite0".parse()?;
+//! let fx = FeatureExtractor::new(
+//!     spec.clone(),
+//!     WeightsSource::Embedded,
+//!     &[3, 4],
+//!     Preprocess::new(spec.default_input_size()),
+//!     "cpu".parse::<Device>()?,
+//! )?;
+//! assert_eq!(fx.level_shapes(), vec![(40, 28, 28), (80, 14, 14)]);
+//! let batch = Array4::<f32>::zeros((1, 3, 224, 224));
+//! let levels = fx.extract(batch.view())?;
+//! assert_eq!(levels[1].dim(), (1, 80, 14, 14));
+//! # Ok::<(), backbone::BackboneError>(())
+//! ```
 #![deny(missing_docs)]
+
+mod device;
+mod error;
+mod extractor;
+mod model;
+mod onnx;
+mod preprocess;
+mod spec;
+
+pub use device::Device;
+pub use error::{BackboneError, Result};
+pub use extractor::{
+    BackboneIdentity, Batch, FeatureExtractor, WeightsSource, synthetic_conv_weights,
+};
+pub use preprocess::{
+    IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image, normalize, preprocess, resize_and_crop,
+    resize_bilinear_pil,
+};
+pub use spec::{
+    Activation, Architecture, BackboneName, BackboneSpec, EfficientNetConfig, MbStage, PaddingMode,
+    ResNetConfig, efficientnet_b0_stages,
+};
