@@ -1,0 +1,227 @@
+//! Command-line interface: parses flags and dispatches to the subcommands.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::MethodFlags;
+use crate::eval::{EvalOptions, run_eval};
+use crate::model_file::{Model, Thresholds};
+use crate::pipeline::{Resolved, fit_detector, score_images};
+use crate::predict::{PredictOptions, run_predict};
+use crate::progress::Progress;
+
+/// Unsupervised visual anomaly detection with Gaussian models of deep features.
+#[derive(Parser, Debug)]
+#[command(name = "gaussad", version, about)]
+pub struct Cli {
+    /// No progress bars or status lines (for scripts).
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Fit a model on a folder of defect-free images.
+    Fit {
+        /// Folder of good (defect-free) training images.
+        #[arg(long)]
+        train: PathBuf,
+        /// Model file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Method flags.
+        #[command(flatten)]
+        method: MethodFlags,
+    },
+    /// Fit per category on train/good, score the test set, write results, tables, plots, heatmaps.
+    Eval {
+        /// Dataset root (MVTec AD layout: CATEGORY/train/good, CATEGORY/test/*, CATEGORY/ground_truth/*).
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Categories to run (default: all found).
+        #[arg(long = "category")]
+        categories: Vec<String>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Heatmap panels to write per defect type (0 = none).
+        #[arg(long, default_value_t = 2)]
+        panels: usize,
+        /// Also write each category's fitted model (thresholds = F1-max on its test set).
+        #[arg(long)]
+        save_models: bool,
+        /// Method flags.
+        #[command(flatten)]
+        method: MethodFlags,
+    },
+    /// Score images with a fitted model: heatmaps, verdicts, JSON lines on stdout.
+    Predict {
+        /// Model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Images to score.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Output folder for heatmaps and predictions.jsonl.
+        #[arg(long)]
+        out: PathBuf,
+        /// Override the model's image threshold.
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Images per backbone batch.
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        /// Device: cpu | cuda | cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Print what a model file holds.
+    Inspect {
+        /// Model file.
+        model: PathBuf,
+    },
+    /// Fit and evaluate EfficientNet-Lite0 on the embedded dev dataset (no download).
+    Demo {
+        /// Output folder.
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// Dataset root (default: the dev set committed in the repository).
+        #[arg(long)]
+        dataset: Option<PathBuf>,
+        /// Method flags.
+        #[command(flatten)]
+        method: MethodFlags,
+    },
+}
+
+/// The embedded development dataset (committed under datasets/dev).
+pub fn embedded_dataset() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/dev"))
+}
+
+/// Parses `args` and runs the command.
+pub fn run<I, T>(args: I) -> Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            print!("{e}");
+            return Ok(());
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            bail!("{}", text.trim_start_matches("error: ").trim_end())
+        }
+    };
+    let progress = Progress::new(cli.quiet);
+    match cli.command {
+        Command::Fit { train, out, method } => fit(&train, &out, &method, progress),
+        Command::Eval { dataset, categories, out, panels, save_models, method } => {
+            let resolved = Resolved::new(&method.resolve()?)?;
+            run_eval(&EvalOptions { dataset, categories, out, panels, save_models }, &resolved, progress)
+                .map(|_| ())
+        }
+        Command::Predict { model, images, out, threshold, batch_size, device } => {
+            run_predict(&PredictOptions { model, images, out, threshold, batch_size, device }, progress)
+        }
+        Command::Inspect { model } => inspect(&model),
+        Command::Demo { out, dataset, method } => {
+            let dataset = dataset.unwrap_or_else(embedded_dataset);
+            if !dataset.is_dir() {
+                bail!("the embedded dataset is missing at {} (pass --dataset DIR)", dataset.display());
+            }
+            let resolved = Resolved::new(&method.resolve()?)?;
+            progress.say(format!(
+                "demo: {} on {} (levels {:?}, {}, {}), writing to {}",
+                resolved.config.backbone,
+                dataset.display(),
+                resolved.config.levels,
+                resolved.config.reduction,
+                resolved.config.spatial,
+                out.display()
+            ));
+            let table = run_eval(
+                &EvalOptions { dataset, categories: Vec::new(), out, panels: 2, save_models: false },
+                &resolved,
+                progress,
+            )?;
+            println!("{table}");
+            Ok(())
+        }
+    }
+}
+
+fn fit(train: &std::path::Path, out: &std::path::Path, method: &MethodFlags, progress: Progress) -> Result<()> {
+    let resolved = Resolved::new(&method.resolve()?)?;
+    let paths = list_images(train)?;
+    if paths.is_empty() {
+        bail!("--train {}: no images found (png, jpg, jpeg, tif, tiff, bmp)", train.display());
+    }
+    let extractor = resolved.extractor()?;
+    let batch = resolved.config.batch_size;
+    let detector = fit_detector(&extractor, &resolved.detector, &paths, batch, &progress)?;
+    // Default thresholds: the largest score seen on the training images (in-sample, so
+    // optimistic); `gaussad eval --save-models` sets F1-max thresholds from labelled data.
+    let (mut image_max, mut pixel_max) = (f64::MIN, f64::MIN);
+    score_images(&extractor, &detector, &paths, batch, resolved.map_size(), &progress, |s| {
+        image_max = image_max.max(s.score.image);
+        pixel_max = pixel_max.max(s.score.map.fold(f64::MIN, |a, &b| a.max(b)));
+        Ok(())
+    })?;
+    let thresholds = Thresholds {
+        image: image_max,
+        pixel: pixel_max,
+        source: "max over the training images (in-sample)".into(),
+    };
+    let model = Model::new(resolved.config.clone(), extractor.identity(), thresholds, paths.len(), detector);
+    model.save(out).with_context(|| format!("cannot write model {}", out.display()))?;
+    progress.say(format!("model written to {} ({} training images)", out.display(), paths.len()));
+    Ok(())
+}
+
+/// The image files directly inside `dir`, sorted.
+fn list_images(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("--train {}: cannot read folder", dir.display()))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("--train {}: cannot list folder", dir.display()))?.path();
+        if path.is_file() && mvtec_eval::is_image_file(&path) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn inspect(path: &std::path::Path) -> Result<()> {
+    let model = Model::load(path)?;
+    let h = &model.header;
+    println!("model file: {}", path.display());
+    println!("written by: {}", h.written_by);
+    println!("backbone:   {:?}", h.backbone);
+    println!("training images: {}", h.n_train);
+    println!("thresholds: image {:.6}, pixel {:.6} ({})", h.thresholds.image, h.thresholds.pixel, h.thresholds.source);
+    println!("config:\n{}", toml::to_string_pretty(&h.config).unwrap_or_default());
+    for (i, (level, shape)) in h.config.levels.iter().zip(model.detector.level_shapes()).enumerate() {
+        let Some(l) = model.detector.levels().get(i) else { break };
+        println!(
+            "level {level}: features {:?}, image model keeps {} of {} dims (shrinkage {:.4}), pixel model keeps {} dims",
+            shape,
+            l.image.reduction.output_dim(),
+            l.image.reduction.input_dim(),
+            l.image.gaussian.shrinkage(),
+            l.pixel.reduction.output_dim(),
+        );
+    }
+    Ok(())
+}
