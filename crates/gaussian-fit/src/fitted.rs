@@ -122,20 +122,23 @@ pub(crate) fn fit_moments(
     estimator: CovarianceEstimator,
     m: &CentralMoments,
 ) -> Result<FittedGaussian, GaussianError> {
-    let d = m.mean.len();
+    let d = m.base.mean.len();
     if d == 0 {
         return Err(GaussianError::ZeroSize {
             what: "the feature dimension",
         });
     }
-    if m.n < MIN_SAMPLES {
+    if m.base.n < MIN_SAMPLES {
         return Err(GaussianError::TooFewSamples {
             needed: MIN_SAMPLES,
-            got: m.n,
+            got: m.base.n,
         });
     }
     let s = m.covariance();
-    if !all_finite(s.iter().copied()) || !m.q4.is_finite() || !all_finite(m.mean.iter().copied()) {
+    if !all_finite(s.iter().copied())
+        || !m.q4.is_finite()
+        || !all_finite(m.base.mean.iter().copied())
+    {
         return Err(GaussianError::NonFinite {
             what: "the covariance (the inputs are too large: their squares overflow)",
         });
@@ -149,7 +152,7 @@ pub(crate) fn fit_moments(
             (c, 0.0, eps)
         }
         CovarianceEstimator::LedoitWolf => {
-            let shrink = ledoit_wolf_shrinkage(s.view(), m.q4, m.n as f64);
+            let shrink = ledoit_wolf_shrinkage(s.view(), m.q4, m.base.n as f64);
             let mu = s.diag().sum() / d as f64;
             let mut c = s * (1.0 - shrink);
             c.diag_mut().mapv_inplace(|v| v + shrink * mu);
@@ -160,9 +163,9 @@ pub(crate) fn fit_moments(
     let precision = floored_precision(cov.view(), min_eig).map_err(GaussianError::Precision)?;
     Ok(FittedGaussian {
         estimator,
-        n_samples: m.n,
+        n_samples: m.base.n,
         shrinkage,
-        mean: m.mean.clone(),
+        mean: m.base.mean.clone(),
         covariance: cov,
         precision,
     })

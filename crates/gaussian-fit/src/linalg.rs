@@ -1,35 +1,12 @@
-//! Symmetric eigendecomposition (faer) and the floored precision matrix.
+//! The floored precision matrix (faer Cholesky, or the shared symmetric eigendecomposition
+//! [`feature_moments::sym_eigh_desc`]).
 //!
 //! faer was chosen over nalgebra by measurement: see `benches/linalg.rs` and
 //! `docs/performance/numerical-core.md` in the repository.
 
 use faer::{Mat, Side};
-use ndarray::{Array1, Array2, ArrayView2};
-
-/// Eigenvalues (descending) and eigenvectors (one column each, same order) of the symmetric
-/// matrix `a` (only its lower triangle is read). `None` if the decomposition did not converge
-/// or produced non-finite values.
-pub(crate) fn sym_eigh_desc(a: ArrayView2<'_, f64>) -> Option<(Array1<f64>, Array2<f64>)> {
-    let n = a.nrows();
-    if n != a.ncols() {
-        return None;
-    }
-    if n == 0 {
-        return Some((Array1::zeros(0), Array2::zeros((0, 0))));
-    }
-    let m = Mat::<f64>::from_fn(n, n, |i, j| a[[i, j]]);
-    let evd = m.self_adjoint_eigen(Side::Lower).ok()?;
-    let s = evd.S().column_vector();
-    let u = evd.U();
-    // faer returns ascending eigenvalues: reverse.
-    let vals = Array1::from_shape_fn(n, |k| s[n - 1 - k]);
-    let vecs = Array2::from_shape_fn((n, n), |(i, k)| u[(i, n - 1 - k)]);
-    if vals.iter().chain(vecs.iter()).all(|v| v.is_finite()) {
-        Some((vals, vecs))
-    } else {
-        None
-    }
-}
+use feature_moments::sym_eigh_desc;
+use ndarray::{Array2, ArrayView2};
 
 /// Relative eigenvalue floor used when inverting a covariance (spec section 2).
 pub const PRECISION_FLOOR: f64 = 1e-9;

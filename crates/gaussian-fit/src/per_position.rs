@@ -87,10 +87,14 @@ impl PerPositionAccumulator {
         // Convert once (the generic A need not be Sync), then fill positions in parallel.
         let x = map.mapv(|v| v.into());
         let w = self.w;
-        self.accs.par_iter_mut().enumerate().for_each(|(k, acc)| {
-            let (i, j) = (k / w, k % w);
-            acc.push_checked(x.slice(s![.., i, j]));
-        });
+        // Cannot fail: the shape and finiteness were checked above.
+        self.accs
+            .par_iter_mut()
+            .enumerate()
+            .try_for_each(|(k, acc)| {
+                let (i, j) = (k / w, k % w);
+                acc.push_vector(x.slice(s![.., i, j]))
+            })?;
         self.n += 1;
         Ok(())
     }

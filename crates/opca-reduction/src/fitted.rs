@@ -2,11 +2,11 @@
 
 use std::ops::Range;
 
+use feature_moments::sym_eigh_desc;
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis, s};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ReductionError;
-use crate::linalg::sym_eigh_desc;
 use crate::moments::{MomentAccumulator, Moments, all_finite};
 use crate::params::{Selection, ValidReductionParams};
 

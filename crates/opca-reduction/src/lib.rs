@@ -48,7 +48,6 @@
 
 mod error;
 mod fitted;
-mod linalg;
 mod moments;
 mod params;
 
