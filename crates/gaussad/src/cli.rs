@@ -45,8 +45,8 @@ pub enum Command {
         /// Dataset root (MVTec AD layout: CATEGORY/train/good, CATEGORY/test/*, CATEGORY/ground_truth/*).
         #[arg(long)]
         dataset: PathBuf,
-        /// Categories to run (default: all found).
-        #[arg(long = "category")]
+        /// Categories to run (default: all found): `--category a b`, `--category a,b` or repeated.
+        #[arg(long = "category", num_args = 1.., value_delimiter = ',')]
         categories: Vec<String>,
         /// Output folder.
         #[arg(long)]

@@ -173,7 +173,9 @@ fn eval_on_a_missing_or_malformed_dataset() {
     let out_dir = tmp.path().join("res");
     let out = gaussad(&["eval", "--dataset", "/no/such/dataset", "--out", out_dir.to_str().unwrap()]);
     assert_fails(&out, &["/no/such/dataset"]);
-    let out = gaussad(&["eval", "--dataset", dev().to_str().unwrap(), "--category", "bottle", "--out", out_dir.to_str().unwrap()]);
+    let out = gaussad(&["eval", "--dataset", dev().to_str().unwrap(), "--category", "parts", "bottle", "--out", out_dir.to_str().unwrap()]);
+    assert_fails(&out, &["bottle"]);
+    let out = gaussad(&["eval", "--dataset", dev().to_str().unwrap(), "--category", "parts,bottle", "--out", out_dir.to_str().unwrap()]);
     assert_fails(&out, &["bottle"]);
     // a defect image whose mask is missing
     let ds = tmp.path().join("ds/parts");
