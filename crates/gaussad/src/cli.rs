@@ -82,6 +82,27 @@ pub enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Time the backbone's forward pass: median milliseconds per image over --iters batches.
+    BenchBackbone {
+        /// Backbone name or ONNX path.
+        #[arg(long, default_value = "efficientnet-lite0")]
+        backbone: String,
+        /// Square input size (default: the backbone's).
+        #[arg(long)]
+        resize: Option<u32>,
+        /// Images per batch.
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        /// Timed batches (after one warm-up batch).
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+        /// Levels to compute (default: the backbone's).
+        #[arg(long, value_delimiter = ',')]
+        levels: Option<Vec<usize>>,
+        /// Device: cpu | cuda | cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Print what a model file holds.
     Inspect {
         /// Model file.
@@ -135,6 +156,17 @@ where
             run_predict(&PredictOptions { model, images, out, threshold, batch_size, device }, progress)
         }
         Command::Inspect { model } => inspect(&model),
+        Command::BenchBackbone { backbone, resize, batch_size, iters, levels, device } => {
+            let flags = MethodFlags {
+                backbone: Some(backbone),
+                resize,
+                batch_size: Some(batch_size),
+                levels,
+                device: Some(device),
+                ..Default::default()
+            };
+            bench_backbone(&Resolved::new(&flags.resolve()?)?, iters)
+        }
         Command::Demo { out, dataset, method } => {
             let dataset = dataset.unwrap_or_else(embedded_dataset);
             if !dataset.is_dir() {
@@ -186,6 +218,38 @@ fn fit(train: &std::path::Path, out: &std::path::Path, method: &MethodFlags, pro
     let model = Model::new(resolved.config.clone(), extractor.identity(), thresholds, paths.len(), detector);
     model.save(out).with_context(|| format!("cannot write model {}", out.display()))?;
     progress.say(format!("model written to {} ({} training images)", out.display(), paths.len()));
+    Ok(())
+}
+
+/// Times `iters` forward passes of a fixed batch (after one warm-up) and prints the median
+/// milliseconds per image. The input is a deterministic pattern, already normalised.
+fn bench_backbone(resolved: &Resolved, iters: usize) -> Result<()> {
+    if iters == 0 {
+        bail!("--iters must be at least 1");
+    }
+    let extractor = resolved.extractor()?;
+    let side = resolved.map_size() as usize;
+    let batch = resolved.config.batch_size;
+    let input = ndarray::Array4::from_shape_fn((batch, 3, side, side), |(b, c, i, j)| {
+        (((b * 7 + c * 5 + i * 3 + j) % 17) as f32 / 8.0 - 1.0) * 0.9
+    });
+    extractor.extract(input.view())?;
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = std::time::Instant::now();
+        extractor.extract(input.view())?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "{} @ {side}, batch {batch}, levels {:?}, {} iterations: median {:.1} ms per batch, {:.2} ms per image",
+        resolved.config.backbone,
+        resolved.config.levels,
+        iters,
+        median,
+        median / batch as f64
+    );
     Ok(())
 }
 

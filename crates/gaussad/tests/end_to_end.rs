@@ -180,3 +180,19 @@ fn fit_predict_inspect_is_deterministic_and_checks_weights() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
 }
+
+#[test]
+fn bench_backbone_reports_a_median() {
+    let out = gaussad(&["bench-backbone", "--batch-size", "2", "--iters", "3", "--levels", "3"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let per_image: f64 = text
+        .split("batch, ")
+        .nth(1)
+        .and_then(|s| s.split(" ms per image").next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no median in {text:?}"));
+    assert!(per_image > 0.0 && per_image.is_finite(), "{text}");
+    assert!(text.contains("efficientnet-lite0 @ 224, batch 2, levels [3]"), "{text}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_gaussad")).args(["bench-backbone", "--iters", "0"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+}
