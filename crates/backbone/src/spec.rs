@@ -438,6 +438,16 @@ pub(crate) struct ConvDef {
 }
 
 impl ConvDef {
+    /// A 1x1, stride-1, ungrouped convolution.
+    pub fn pointwise(
+        name: String,
+        bn_name: Option<String>,
+        in_ch: usize,
+        out_ch: usize,
+        padding: PaddingMode,
+    ) -> Self {
+        Self { name, bn_name, in_ch, out_ch, kernel: 1, stride: 1, groups: 1, padding }
+    }
     pub fn weight_shape(&self) -> [usize; 4] {
         [
             self.out_ch,
@@ -565,16 +575,7 @@ fn plan_efficientnet(c: &EfficientNetConfig) -> Plan {
             let p = format!("blocks.{si}.{bi}");
             let mid = in_ch * st.expand_ratio;
             let expand = (st.expand_ratio != 1).then(|| {
-                push(ConvDef {
-                    name: format!("{p}.conv_pw"),
-                    bn_name: Some(format!("{p}.bn1")),
-                    in_ch,
-                    out_ch: mid,
-                    kernel: 1,
-                    stride: 1,
-                    groups: 1,
-                    padding: pad,
-                })
+                push(ConvDef::pointwise(format!("{p}.conv_pw"), Some(format!("{p}.bn1")), in_ch, mid, pad))
             });
             let dw = push(ConvDef {
                 name: format!("{p}.conv_dw"),
@@ -588,26 +589,8 @@ fn plan_efficientnet(c: &EfficientNetConfig) -> Plan {
             });
             let se = c.se_ratio.map(|r| {
                 let rd = ((in_ch as f64 * r) as usize).max(1);
-                let a = push(ConvDef {
-                    name: format!("{p}.se.conv_reduce"),
-                    bn_name: None,
-                    in_ch: mid,
-                    out_ch: rd,
-                    kernel: 1,
-                    stride: 1,
-                    groups: 1,
-                    padding: pad,
-                });
-                let b = push(ConvDef {
-                    name: format!("{p}.se.conv_expand"),
-                    bn_name: None,
-                    in_ch: rd,
-                    out_ch: mid,
-                    kernel: 1,
-                    stride: 1,
-                    groups: 1,
-                    padding: pad,
-                });
+                let a = push(ConvDef::pointwise(format!("{p}.se.conv_reduce"), None, mid, rd, pad));
+                let b = push(ConvDef::pointwise(format!("{p}.se.conv_expand"), None, rd, mid, pad));
                 (a, b)
             });
             let project = push(ConvDef {
@@ -639,16 +622,7 @@ fn plan_efficientnet(c: &EfficientNetConfig) -> Plan {
         stages.push(blocks);
     }
     let head_ch = c.head();
-    let head = push(ConvDef {
-        name: "conv_head".into(),
-        bn_name: Some("bn2".into()),
-        in_ch,
-        out_ch: head_ch,
-        kernel: 1,
-        stride: 1,
-        groups: 1,
-        padding: pad,
-    });
+    let head = push(ConvDef::pointwise("conv_head".into(), Some("bn2".into()), in_ch, head_ch, pad));
     Plan {
         kind: PlanKind::EfficientNet,
         convs,
