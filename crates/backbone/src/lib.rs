@@ -31,14 +31,19 @@
 //! ```
 #![deny(missing_docs)]
 
+mod classifier;
 mod device;
 mod error;
 mod extractor;
 mod model;
 mod onnx;
+pub mod pretrained;
 mod preprocess;
 mod spec;
 
+pub use classifier::{
+    Classifier, IMAGENET_CLASSES, Prediction, synthetic_classifier_weights, top_k,
+};
 pub use device::Device;
 pub use error::{BackboneError, Result};
 pub use extractor::{
