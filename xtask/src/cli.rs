@@ -246,9 +246,8 @@ pub fn download_weights_with(
         let kept = unverified_path(&dest);
         let report = if !dest.is_file() && kept.is_file() {
             let (sha256, size) = verify_file(&kept, &expected)?;
-            std::fs::rename(&kept, &dest).map_err(|e| {
-                Error::io(format!("rename {} to", kept.display()), &dest, e)
-            })?;
+            std::fs::rename(&kept, &dest)
+                .map_err(|e| Error::io(format!("rename {} to", kept.display()), &dest, e))?;
             FetchReport {
                 path: dest.clone(),
                 sha256,
@@ -346,7 +345,12 @@ pub fn download_mvtec(args: &MvtecArgs) -> Result<MvtecReport> {
                 outcome: Outcome::Copied,
             }
         }
-        None => fetch(artifact, &args.source, &root.join(artifact.file_name), &expected)?,
+        None => fetch(
+            artifact,
+            &args.source,
+            &root.join(artifact.file_name),
+            &expected,
+        )?,
     };
     if !args.source.quiet {
         eprintln!("extracting {} into {}", missing.join(", "), root.display());

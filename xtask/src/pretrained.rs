@@ -64,7 +64,14 @@ impl CargoChecker {
     pub fn command(&self, backbone: &str, weights: &Path, report: &Path) -> Command {
         let mut cmd = Command::new(&self.cargo);
         cmd.current_dir(&self.root)
-            .args(["run", "--release", "-p", "gaussad", "--", "check-pretrained"])
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "gaussad",
+                "--",
+                "check-pretrained",
+            ])
             .arg("--backbone")
             .arg(backbone)
             .arg("--weights")

@@ -44,11 +44,9 @@ impl Stub {
 
 impl PretrainedChecker for Stub {
     fn check(&self, backbone: &str, weights: &Path, report: &Path) -> xtask::Result<Verdict> {
-        self.calls.borrow_mut().push((
-            backbone.to_owned(),
-            weights.to_owned(),
-            report.to_owned(),
-        ));
+        self.calls
+            .borrow_mut()
+            .push((backbone.to_owned(), weights.to_owned(), report.to_owned()));
         let Some(v) = self.verdict else {
             return Err(Error::PretrainedCheckFailed {
                 file: weights.to_owned(),
@@ -141,9 +139,18 @@ fn cargo_command_runs_gaussad_check_pretrained_from_the_workspace_root() {
 #[test]
 fn path_names() {
     let dest = Path::new("/w/resnet18_Opset16.onnx");
-    assert_eq!(unchecked_path(dest), Path::new("/w/resnet18_Opset16.unchecked.onnx"));
-    assert_eq!(unverified_path(dest), Path::new("/w/resnet18_Opset16.unverified.onnx"));
-    assert_eq!(report_path(dest), Path::new("/w/resnet18_Opset16.onnx.pretrained.json"));
+    assert_eq!(
+        unchecked_path(dest),
+        Path::new("/w/resnet18_Opset16.unchecked.onnx")
+    );
+    assert_eq!(
+        unverified_path(dest),
+        Path::new("/w/resnet18_Opset16.unverified.onnx")
+    );
+    assert_eq!(
+        report_path(dest),
+        Path::new("/w/resnet18_Opset16.onnx.pretrained.json")
+    );
 }
 
 #[test]
@@ -161,10 +168,16 @@ fn accepted_weights_get_their_final_name_and_report_and_are_not_checked_twice() 
     let calls = stub.calls.borrow().clone();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0, "resnet18");
-    assert_eq!(calls[0].1, dir.path().join("resnet18_Opset16.unchecked.onnx"));
+    assert_eq!(
+        calls[0].1,
+        dir.path().join("resnet18_Opset16.unchecked.onnx")
+    );
     assert_eq!(
         names(dir.path()),
-        ["resnet18_Opset16.onnx", "resnet18_Opset16.onnx.pretrained.json"]
+        [
+            "resnet18_Opset16.onnx",
+            "resnet18_Opset16.onnx.pretrained.json"
+        ]
     );
     let rep = read_report(&report_path(&dest)).unwrap();
     assert!(rep.passed);
@@ -188,7 +201,9 @@ fn rejected_weights_are_kept_as_unverified_and_skip_installs_them_without_a_new_
     let err = download_weights_with(&args, &Stub::new(Some(Verdict::Failed))).unwrap_err();
     let kept = dir.path().join("resnet18_Opset16.unverified.onnx");
     match &err {
-        Error::NotPretrained { kept: k, report, .. } => {
+        Error::NotPretrained {
+            kept: k, report, ..
+        } => {
             assert_eq!(k, &kept);
             assert_eq!(report, &report_path(&kept));
         }
@@ -230,7 +245,10 @@ fn a_check_that_cannot_run_keeps_the_verified_file_for_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
     let args = weights_args(dir.path(), &server, &sha_hex(&data), &[]);
     let err = download_weights_with(&args, &Stub::new(None)).unwrap_err();
-    assert!(matches!(err, Error::PretrainedCheckFailed { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::PretrainedCheckFailed { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("--skip-pretrained-check"), "{err}");
     assert_eq!(names(dir.path()), ["resnet18_Opset16.unchecked.onnx"]);
     // Next run: the staged file verifies (no download) and is checked and installed.
@@ -240,7 +258,10 @@ fn a_check_that_cannot_run_keeps_the_verified_file_for_the_next_run() {
     assert_eq!(server.seen().len(), requests);
     assert_eq!(
         names(dir.path()),
-        ["resnet18_Opset16.onnx", "resnet18_Opset16.onnx.pretrained.json"]
+        [
+            "resnet18_Opset16.onnx",
+            "resnet18_Opset16.onnx.pretrained.json"
+        ]
     );
 }
 
@@ -268,13 +289,19 @@ fn an_installed_file_without_a_report_is_checked_in_place() {
     fs::write(&dest, &data).unwrap();
     fs::write(
         report_path(&dest),
-        format!("{{\"passed\": true, \"weights_sha256\": \"{}\"}}", "0".repeat(64)),
+        format!(
+            "{{\"passed\": true, \"weights_sha256\": \"{}\"}}",
+            "0".repeat(64)
+        ),
     )
     .unwrap();
     let stub = Stub::new(Some(Verdict::Passed));
     download_weights_with(&args, &stub).unwrap();
     assert_eq!(stub.calls.borrow().len(), 1);
-    assert_eq!(read_report(&report_path(&dest)).unwrap().weights_sha256, sha_hex(&data));
+    assert_eq!(
+        read_report(&report_path(&dest)).unwrap().weights_sha256,
+        sha_hex(&data)
+    );
 }
 
 /// The real checker's reading of the command's outcome, with a fake `cargo` script.
@@ -300,14 +327,23 @@ fn cargo_checker_reads_the_report_and_exit_status() {
         }
     };
     let pass = fake(r#"{"passed": true, "weights_sha256": "ab"}"#);
-    assert_eq!(pass.check("resnet18", &weights, &report).unwrap(), Verdict::Passed);
+    assert_eq!(
+        pass.check("resnet18", &weights, &report).unwrap(),
+        Verdict::Passed
+    );
     let fail = fake(r#"{"passed": false, "weights_sha256": "ab"}"#);
-    assert_eq!(fail.check("resnet18", &weights, &report).unwrap(), Verdict::Failed);
+    assert_eq!(
+        fail.check("resnet18", &weights, &report).unwrap(),
+        Verdict::Failed
+    );
     // No report (a build error, say): the check did not run. A stale report from the
     // run before is removed first, so it cannot be mistaken for this run's.
     let broken = fake("");
     let err = broken.check("resnet18", &weights, &report).unwrap_err();
-    assert!(matches!(err, Error::PretrainedCheckFailed { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::PretrainedCheckFailed { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("no report was written"), "{err}");
     let missing = CargoChecker {
         cargo: dir.path().join("no-such-cargo").into_os_string(),

@@ -107,7 +107,11 @@ fn no_classifier(path: &Path, reason: String) -> BackboneError {
     }
 }
 
-fn from_gemm(path: &Path, gemm: Option<OnnxGemm>, channels: usize) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+fn from_gemm(
+    path: &Path,
+    gemm: Option<OnnxGemm>,
+    channels: usize,
+) -> Result<(Vec<f32>, Vec<f32>, usize)> {
     let g = gemm.ok_or_else(|| {
         no_classifier(
             path,
@@ -165,22 +169,24 @@ impl Classifier {
         let plan = spec.plan();
         let channels = plan.final_channels;
         let last = spec.num_levels().saturating_sub(1);
-        let extractor =
-            FeatureExtractor::new(spec, weights.clone(), &[last], preprocess, device)?;
+        let extractor = FeatureExtractor::new(spec, weights.clone(), &[last], preprocess, device)?;
         let (w, bias, classes) = match &weights {
             WeightsSource::Synthetic(seed) => {
-                let (w, b) =
-                    synthetic_classifier_weights(*seed, plan.convs.len(), IMAGENET_CLASSES, channels);
+                let (w, b) = synthetic_classifier_weights(
+                    *seed,
+                    plan.convs.len(),
+                    IMAGENET_CLASSES,
+                    channels,
+                );
                 (w, b, IMAGENET_CLASSES)
             }
             WeightsSource::Embedded => {
                 let file = Path::new("<embedded efficientnet-lite0.onnx>");
-                let gemm = read_classifier(LITE0_ONNX).map_err(|reason| {
-                    BackboneError::WeightsFile {
+                let gemm =
+                    read_classifier(LITE0_ONNX).map_err(|reason| BackboneError::WeightsFile {
                         path: file.to_path_buf(),
                         reason,
-                    }
-                })?;
+                    })?;
                 from_gemm(file, gemm, channels)?
             }
             WeightsSource::Onnx(path) => {
@@ -194,18 +200,16 @@ impl Classifier {
                         reason: "the file changed while it was being read".into(),
                     });
                 }
-                let gemm = read_classifier(&bytes).map_err(|reason| {
-                    BackboneError::WeightsFile {
+                let gemm =
+                    read_classifier(&bytes).map_err(|reason| BackboneError::WeightsFile {
                         path: path.clone(),
                         reason,
-                    }
-                })?;
+                    })?;
                 from_gemm(path, gemm, channels)?
             }
         };
-        let weight = Array2::from_shape_vec((classes, channels), w).map_err(|e| {
-            no_classifier(&PathBuf::from("<classifier>"), e.to_string())
-        })?;
+        let weight = Array2::from_shape_vec((classes, channels), w)
+            .map_err(|e| no_classifier(&PathBuf::from("<classifier>"), e.to_string()))?;
         Ok(Self {
             extractor,
             weight,

@@ -80,7 +80,9 @@ pub enum BackboneError {
     },
     /// The pretrained check failed: the weights do not classify the bundled photos as
     /// ImageNet-trained weights do.
-    #[error("{backbone} weights (sha256 {weights_sha256}) failed the ImageNet-pretrained check: {details}")]
+    #[error(
+        "{backbone} weights (sha256 {weights_sha256}) failed the ImageNet-pretrained check: {details}"
+    )]
     NotPretrained {
         /// The backbone.
         backbone: String,

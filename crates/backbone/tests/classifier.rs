@@ -59,12 +59,18 @@ fn lite0_logits_match_onnxruntime_on_the_bundled_photos() {
     for (photo, want) in PHOTOS.iter().zip(r["photos"].as_array().unwrap()) {
         assert_eq!(photo.name, want["photo"].as_str().unwrap());
         let img = photo.image().unwrap();
-        let x = backbone::preprocess(&img, c.extractor().preprocess()).insert_axis(ndarray::Axis(0));
+        let x =
+            backbone::preprocess(&img, c.extractor().preprocess()).insert_axis(ndarray::Axis(0));
         let logits = c.logits(x.view()).unwrap();
         let got: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
         let rel = rel_l2(&got, &floats(&want["logits"]));
         assert!(rel <= 1e-4, "{}: logits rel L2 {rel}", photo.name);
-        let top: Vec<usize> = c.classify(&img, 5).unwrap().iter().map(|p| p.class).collect();
+        let top: Vec<usize> = c
+            .classify(&img, 5)
+            .unwrap()
+            .iter()
+            .map(|p| p.class)
+            .collect();
         let want_top: Vec<usize> = want["top5"]
             .as_array()
             .unwrap()
@@ -96,8 +102,16 @@ fn synthetic_case(name: &str, key: &str) {
     let channels = r["channels"].as_u64().unwrap() as usize;
     let convs = r["num_convs"].as_u64().unwrap() as usize;
     let (_, bias) = synthetic_classifier_weights(seed, convs, 1000, channels);
-    let g: Vec<f64> = got.iter().zip(&bias).map(|(a, &b)| a - f64::from(b)).collect();
-    let w: Vec<f64> = want.iter().zip(&bias).map(|(a, &b)| a - f64::from(b)).collect();
+    let g: Vec<f64> = got
+        .iter()
+        .zip(&bias)
+        .map(|(a, &b)| a - f64::from(b))
+        .collect();
+    let w: Vec<f64> = want
+        .iter()
+        .zip(&bias)
+        .map(|(a, &b)| a - f64::from(b))
+        .collect();
     let rel = rel_l2(&g, &w);
     assert!(rel <= 1e-3, "{name}: (logits - bias) rel L2 {rel}");
 }
@@ -131,7 +145,12 @@ fn gemm_with_trans_b_0_alpha_and_beta_is_read_and_matches_onnxruntime() {
     let logits = c.logits(synthetic_input(2, 64).view()).unwrap();
     assert_eq!(logits.dim(), (2, 10));
     let got: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
-    let want: Vec<f64> = r["logits"].as_array().unwrap().iter().flat_map(floats).collect();
+    let want: Vec<f64> = r["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(floats)
+        .collect();
     let rel = rel_l2(&got, &want);
     assert!(rel <= 1e-4, "micro logits rel L2 {rel}");
     // A 10-class classifier cannot be checked against ImageNet.
@@ -155,7 +174,10 @@ fn features_only_onnx_has_no_classifier() {
     .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, BackboneError::NoClassifier { .. }), "{msg}");
-    assert!(msg.contains("tiny_effnet_bn.onnx") && msg.contains("no Gemm"), "{msg}");
+    assert!(
+        msg.contains("tiny_effnet_bn.onnx") && msg.contains("no Gemm"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -176,7 +198,11 @@ fn embedded_lite0_passes_the_pretrained_check() {
     assert_eq!(report.photos[1].top[0].class, 967);
     assert_eq!(report.photos[1].top[0].name, "espresso");
     // The committed file's sha256 (crates/backbone/weights/efficientnet-lite0/README.md).
-    assert!(report.weights_sha256.starts_with("4f4332ac"), "{}", report.weights_sha256);
+    assert!(
+        report.weights_sha256.starts_with("4f4332ac"),
+        "{}",
+        report.weights_sha256
+    );
     let text = report.clone().require().unwrap().summary();
     assert!(text.contains("PASSED") && text.contains("tabby"), "{text}");
     // The report round-trips through JSON (the CLI's --json).
@@ -193,7 +219,10 @@ fn synthetic_lite0_weights_fail_the_pretrained_check() {
     let err = report.require().unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, BackboneError::NotPretrained { .. }), "{msg}");
-    assert!(msg.contains("failed the ImageNet-pretrained check"), "{msg}");
+    assert!(
+        msg.contains("failed the ImageNet-pretrained check"),
+        "{msg}"
+    );
     assert!(msg.contains("synthetic:5"), "{msg}");
 }
 
@@ -215,7 +244,10 @@ fn float_initializer_ranges(buf: &[u8]) -> Vec<std::ops::Range<usize>> {
         }
     }
     /// (field, wire, value range for length-delimited fields) of each field in `r`.
-    fn fields(buf: &[u8], r: std::ops::Range<usize>) -> Vec<(u64, u64, std::ops::Range<usize>, u64)> {
+    fn fields(
+        buf: &[u8],
+        r: std::ops::Range<usize>,
+    ) -> Vec<(u64, u64, std::ops::Range<usize>, u64)> {
         let mut out = Vec::new();
         let mut pos = r.start;
         while pos < r.end {
@@ -313,7 +345,12 @@ fn top_k_rejects_bad_logits() {
     assert!(top_k(Array1::from(vec![0.0f32, f32::NAN]).view(), 1).is_err());
     assert!(top_k(Array1::from(vec![0.0f32, f32::INFINITY]).view(), 1).is_err());
     // k larger than the number of classes: all of them.
-    assert_eq!(top_k(Array1::from(vec![1.0f32, 2.0]).view(), 5).unwrap().len(), 2);
+    assert_eq!(
+        top_k(Array1::from(vec![1.0f32, 2.0]).view(), 5)
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 proptest! {
