@@ -11,6 +11,10 @@
 //! Preprocessing reproduces PIL's antialiased `BILINEAR` resize bit-exactly, then the
 //! ImageNet normalisation.
 //!
+//! [`Classifier`] adds the weights' own ImageNet classifier (global average pool + the
+//! final `Gemm`), and [`pretrained::check`] uses it to tell ImageNet-trained weights from
+//! others by classifying two bundled photos.
+//!
 //! ```
 //! use backbone::{BackboneSpec, Device, FeatureExtractor, Preprocess, WeightsSource};
 //! use ndarray::Array4;
