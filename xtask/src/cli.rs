@@ -10,6 +10,10 @@ use crate::extract::{Selection, extract_tar_xz};
 use crate::fetch::{
     Expected, FetchOptions, FetchReport, Outcome, download, import_file, parse_sha256, verify_file,
 };
+use crate::pretrained::{
+    CargoChecker, PretrainedChecker, already_checked, check_and_install, unchecked_path,
+    unverified_path,
+};
 use crate::registry::{self, Artifact, MVTEC_CATEGORIES};
 
 /// Project automation for gaussad.
@@ -93,6 +97,10 @@ pub struct WeightsArgs {
     /// Which backbone.
     #[arg(long, value_enum)]
     pub backbone: Backbone,
+    /// Install without the ImageNet-pretrained check (which classifies two bundled photos
+    /// with the downloaded network through `cargo run -p gaussad -- check-pretrained`).
+    #[arg(long)]
+    pub skip_pretrained_check: bool,
     /// Source and verification options.
     #[command(flatten)]
     pub source: SourceArgs,
@@ -175,19 +183,18 @@ pub fn resolve_categories(names: &[String]) -> Result<BTreeSet<String>> {
 fn fetch(
     artifact: &Artifact,
     src: &SourceArgs,
-    dest_dir: &Path,
+    dest: &Path,
     expected: &Expected,
 ) -> Result<FetchReport> {
     let opts = FetchOptions { quiet: src.quiet };
-    let dest = dest_dir.join(artifact.file_name);
     match &src.from {
-        Some(file) => import_file(file, &dest, expected, opts),
+        Some(file) => import_file(file, dest, expected, opts),
         None => {
             let url = artifact.url(src.mirror.as_deref());
             if !src.quiet {
                 eprintln!("downloading {} from {url}", artifact.name);
             }
-            download(&url, &dest, expected, opts)
+            download(&url, dest, expected, opts)
         }
     }
 }
@@ -201,8 +208,28 @@ fn describe(report: &FetchReport) -> &'static str {
     }
 }
 
-/// `download weights`: returns the verified file.
+/// `download weights`: returns the verified, installed file. After the checksum the
+/// ImageNet-pretrained check runs through the gaussad binary ([`CargoChecker`]); see
+/// [`download_weights_with`].
 pub fn download_weights(args: &WeightsArgs) -> Result<FetchReport> {
+    download_weights_with(args, &CargoChecker::default())
+}
+
+/// `download weights` with a given pretrained checker.
+///
+/// The file is fetched (checksum-verified) as `<stem>.unchecked.onnx`, checked, and only
+/// then renamed to its final name, with the check's report as
+/// `<file>.pretrained.json`. A file that fails the check is kept as
+/// `<stem>.unverified.onnx` and [`Error::NotPretrained`] is returned. A final file that
+/// is already there, verifies and has a passing report for its SHA-256 is left alone;
+/// one without such a report (installed by an older xtask) is checked in place.
+/// With `--skip-pretrained-check` nothing is checked (a warning says so, even with
+/// `--quiet`), and a file kept earlier as `.unverified.onnx` is installed without a new
+/// download.
+pub fn download_weights_with(
+    args: &WeightsArgs,
+    checker: &dyn PretrainedChecker,
+) -> Result<FetchReport> {
     let artifact = args.backbone.artifact();
     let expected = resolve_expected(
         artifact,
@@ -214,12 +241,57 @@ pub fn download_weights(args: &WeightsArgs) -> Result<FetchReport> {
         .dest
         .clone()
         .unwrap_or_else(|| workspace_root().join("weights").join(artifact.name));
-    let report = fetch(artifact, &args.source, &dest_dir, &expected)?;
+    let dest = dest_dir.join(artifact.file_name);
+    if args.skip_pretrained_check {
+        let kept = unverified_path(&dest);
+        let report = if !dest.is_file() && kept.is_file() {
+            let (sha256, size) = verify_file(&kept, &expected)?;
+            std::fs::rename(&kept, &dest)
+                .map_err(|e| Error::io(format!("rename {} to", kept.display()), &dest, e))?;
+            FetchReport {
+                path: dest.clone(),
+                sha256,
+                size,
+                outcome: Outcome::AlreadyPresent,
+            }
+        } else {
+            fetch(artifact, &args.source, &dest, &expected)?
+        };
+        eprintln!(
+            "WARNING: {} was installed WITHOUT the ImageNet-pretrained check (--skip-pretrained-check): its checksum is verified, but nothing shows that these weights are trained",
+            report.path.display()
+        );
+        return Ok(report);
+    }
+    if dest.is_file()
+        && let Ok((sha256, size)) = verify_file(&dest, &expected)
+    {
+        let report = FetchReport {
+            path: dest.clone(),
+            sha256,
+            size,
+            outcome: Outcome::AlreadyPresent,
+        };
+        if already_checked(&dest, &report.sha256) {
+            return Ok(report);
+        }
+        if !args.source.quiet {
+            eprintln!(
+                "{} has no passing pretrained-check report; checking it now",
+                dest.display()
+            );
+        }
+        check_and_install(checker, artifact.name, &dest, &dest)?;
+        return Ok(report);
+    }
+    let staged = unchecked_path(&dest);
+    let mut report = fetch(artifact, &args.source, &staged, &expected)?;
     if !args.source.quiet {
         eprintln!(
-            "note: it is not yet checked that these weights are ImageNet-pretrained (see xtask/README.md, \"Pretrained check\")"
+            "checksum OK; checking that the weights are ImageNet-pretrained (cargo run --release -p gaussad -- check-pretrained; the first build takes a few minutes)"
         );
     }
+    report.path = check_and_install(checker, artifact.name, &staged, &dest)?;
     Ok(report)
 }
 
@@ -273,7 +345,12 @@ pub fn download_mvtec(args: &MvtecArgs) -> Result<MvtecReport> {
                 outcome: Outcome::Copied,
             }
         }
-        None => fetch(artifact, &args.source, &root, &expected)?,
+        None => fetch(
+            artifact,
+            &args.source,
+            &root.join(artifact.file_name),
+            &expected,
+        )?,
     };
     if !args.source.quiet {
         eprintln!("extracting {} into {}", missing.join(", "), root.display());

@@ -143,6 +143,34 @@ pub enum Error {
         /// The artifact's name.
         artifact: String,
     },
+    /// The downloaded weights passed the checksum but failed the ImageNet-pretrained check.
+    /// The file is kept under `kept` (not installed), with the check's JSON report beside it.
+    #[error(
+        "{backbone} weights failed the ImageNet-pretrained check (checksum OK: the bytes are the published ones, but the network does not classify the bundled photos of a cat and an espresso as ImageNet-trained weights do); the file is kept as {} (report: {}), not installed. To install it anyway, run the same command with --skip-pretrained-check",
+        kept.display(),
+        report.display()
+    )]
+    NotPretrained {
+        /// The backbone.
+        backbone: String,
+        /// Where the rejected file is kept.
+        kept: PathBuf,
+        /// The check's JSON report.
+        report: PathBuf,
+    },
+    /// The pretrained check could not run (cargo missing, build failure, unreadable file...).
+    #[error(
+        "the ImageNet-pretrained check of {} could not run ({detail}): `{command}`; the verified file is kept there; fix the problem and run the same command again, or pass --skip-pretrained-check",
+        file.display()
+    )]
+    PretrainedCheckFailed {
+        /// The weights file being checked.
+        file: PathBuf,
+        /// The command that was run.
+        command: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// A `--sha256` value that is not 64 hexadecimal digits.
     #[error("invalid SHA-256 {value:?}: expected 64 hexadecimal digits")]
     InvalidSha256 {

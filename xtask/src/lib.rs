@@ -1,8 +1,9 @@
 //! # xtask
 //!
 //! Project automation for gaussad, run as `cargo xtask ...`. Today it owns downloads:
-//! backbone weights from the ONNX Model Zoo and the MVTec AD dataset, each SHA-256
-//! verified, resumable over HTTP `Range`, written under a temporary name and renamed into
+//! backbone weights from the ONNX Model Zoo (SHA-256 verified, then checked to be
+//! ImageNet-pretrained, see [`pretrained`]) and the MVTec AD dataset; every download
+//! is SHA-256 verified, resumable over HTTP `Range`, written under a temporary name and renamed into
 //! place, and (for `.tar.xz`) extracted safely.
 //!
 //! The library exists so the commands can be tested in-process against a local server.
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod fetch;
+pub mod pretrained;
 pub mod registry;
 
 pub use error::{Error, Result};

@@ -34,8 +34,9 @@ impl Artifact {
 
 /// EfficientNet-B4 (timm export, opset 16) from the ONNX Model Zoo.
 ///
-/// Whether this export carries ImageNet-trained weights is not verified (its export script
-/// takes a `pretrained` flag): see the pretrained check in the xtask README.
+/// Whether this export carries ImageNet-trained weights is not known from its source (its
+/// export script takes a `pretrained` flag): `download weights` runs the pretrained check
+/// ([`crate::pretrained`]) before installing it.
 pub const EFFICIENTNET_B4: Artifact = Artifact {
     name: "efficientnet-b4",
     file_name: "efficientnet_b4_Opset16.onnx",
@@ -49,8 +50,8 @@ pub const EFFICIENTNET_B4: Artifact = Artifact {
 
 /// ResNet-18 (torch hub export, opset 16) from the ONNX Model Zoo.
 ///
-/// Whether this export carries ImageNet-trained weights is not verified: see the
-/// pretrained check in the xtask README.
+/// Whether this export carries ImageNet-trained weights is not known from its source:
+/// `download weights` runs the pretrained check ([`crate::pretrained`]) before installing it.
 pub const RESNET18: Artifact = Artifact {
     name: "resnet18",
     file_name: "resnet18_Opset16.onnx",

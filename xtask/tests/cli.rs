@@ -61,6 +61,7 @@ fn weights_via_mirror_with_checksum_override() {
         &server.base(),
         "--sha256",
         &sha,
+        "--skip-pretrained-check",
     ]);
     let Command::Download(Download::Weights(args)) = cli.command else {
         panic!("parsed wrong command")
@@ -124,6 +125,7 @@ fn weights_from_local_file() {
         src.to_str().unwrap(),
         "--sha256",
         &sha_hex(&data),
+        "--skip-pretrained-check",
     ]);
     let Command::Download(Download::Weights(args)) = cli.command else {
         panic!("parsed wrong command")

@@ -69,6 +69,28 @@ pub enum BackboneError {
     /// An input batch with the wrong shape or non-finite values.
     #[error("invalid input batch: {0}")]
     Input(String),
+    /// The weights have no usable classifier layer (features-only export, or a final
+    /// layer that does not fit the network).
+    #[error("no classifier in {path}: {reason}")]
+    NoClassifier {
+        /// The file (or `<embedded>`).
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// The pretrained check failed: the weights do not classify the bundled photos as
+    /// ImageNet-trained weights do.
+    #[error(
+        "{backbone} weights (sha256 {weights_sha256}) failed the ImageNet-pretrained check: {details}"
+    )]
+    NotPretrained {
+        /// The backbone.
+        backbone: String,
+        /// SHA-256 of the weights.
+        weights_sha256: String,
+        /// Which photo was misclassified, as what.
+        details: String,
+    },
     /// The compute backend failed.
     #[error("backend error: {0}")]
     Backend(String),

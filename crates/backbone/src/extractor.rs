@@ -19,7 +19,7 @@ use crate::preprocess::{Preprocess, load_image, normalize, resize_and_crop};
 use crate::spec::{BackboneSpec, PaddingMode, Plan};
 
 /// The committed EfficientNet-Lite0 ONNX file (Apache-2.0, see `weights/`).
-static LITE0_ONNX: &[u8] = include_bytes!("../weights/efficientnet-lite0/efficientnet-lite0.onnx");
+pub(crate) static LITE0_ONNX: &[u8] = include_bytes!("../weights/efficientnet-lite0/efficientnet-lite0.onnx");
 
 /// Where the weights come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,7 +109,7 @@ pub fn synthetic_conv_weights(seed: u64, k: usize, shape: [usize; 4]) -> (Vec<f3
     (w, b)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let d = Sha256::digest(bytes);
     d.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -11,6 +11,10 @@
 //! Preprocessing reproduces PIL's antialiased `BILINEAR` resize bit-exactly, then the
 //! ImageNet normalisation.
 //!
+//! [`Classifier`] adds the weights' own ImageNet classifier (global average pool + the
+//! final `Gemm`), and [`pretrained::check`] uses it to tell ImageNet-trained weights from
+//! others by classifying two bundled photos.
+//!
 //! ```
 //! use backbone::{BackboneSpec, Device, FeatureExtractor, Preprocess, WeightsSource};
 //! use ndarray::Array4;
@@ -31,14 +35,19 @@
 //! ```
 #![deny(missing_docs)]
 
+mod classifier;
 mod device;
 mod error;
 mod extractor;
 mod model;
 mod onnx;
+pub mod pretrained;
 mod preprocess;
 mod spec;
 
+pub use classifier::{
+    Classifier, IMAGENET_CLASSES, Prediction, synthetic_classifier_weights, top_k,
+};
 pub use device::Device;
 pub use error::{BackboneError, Result};
 pub use extractor::{

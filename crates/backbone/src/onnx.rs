@@ -320,9 +320,9 @@ fn to_usize(v: i64, what: &str) -> PResult<usize> {
     usize::try_from(v).map_err(|_| format!("negative or invalid {what}: {v}"))
 }
 
-/// Reads every convolution of an ONNX model (bytes of the file), in graph order,
-/// batch norms folded.
-pub(crate) fn read_convs(bytes: &[u8]) -> Result<Vec<OnnxConv>, String> {
+/// Parses a model: its nodes in graph order and its named constant tensors
+/// (initializers, `Constant` nodes, `Identity` aliases of those).
+fn parse_model(bytes: &[u8]) -> PResult<(Vec<Node>, HashMap<String, RawTensor>)> {
     let mut r = Reader::new(bytes);
     let mut graph = None;
     while !r.done() {
@@ -355,6 +355,13 @@ pub(crate) fn read_convs(bytes: &[u8]) -> Result<Vec<OnnxConv>, String> {
             consts.insert(o.clone(), t);
         }
     }
+    Ok((nodes, consts))
+}
+
+/// Reads every convolution of an ONNX model (bytes of the file), in graph order,
+/// batch norms folded.
+pub(crate) fn read_convs(bytes: &[u8]) -> Result<Vec<OnnxConv>, String> {
+    let (nodes, consts) = parse_model(bytes)?;
     // Consumers of each tensor name.
     let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
     for (k, n) in nodes.iter().enumerate() {
@@ -486,4 +493,103 @@ pub(crate) fn read_convs(bytes: &[u8]) -> Result<Vec<OnnxConv>, String> {
         });
     }
     Ok(convs)
+}
+
+/// The final fully connected layer of an ONNX classifier (the last `Gemm` node).
+#[derive(Debug, Clone)]
+pub(crate) struct OnnxGemm {
+    /// Node name (may be empty in the file).
+    pub node_name: String,
+    /// Name of the weight tensor.
+    pub weight_name: String,
+    /// Output features (classes).
+    pub out_features: usize,
+    /// Input features (channels).
+    pub in_features: usize,
+    /// Weight `[out_features, in_features]`, row-major, `alpha` applied.
+    pub weight: Vec<f32>,
+    /// Bias `[out_features]`, `beta` applied (zeros when the node has none).
+    pub bias: Vec<f32>,
+}
+
+/// Reads the classifier of an ONNX model: the LAST `Gemm` node in graph order, with a
+/// constant weight `[out, in]` (`transB = 1`, as `torch.nn.Linear` exports) or
+/// `[in, out]` (`transB = 0`), `transA = 0`, and an optional constant bias of `out`
+/// values (or `[1, out]`). `alpha` / `beta` are applied. `Ok(None)` when the graph has no
+/// `Gemm` (a features-only export).
+pub(crate) fn read_classifier(bytes: &[u8]) -> Result<Option<OnnxGemm>, String> {
+    let (nodes, consts) = parse_model(bytes)?;
+    let Some(n) = nodes.iter().rev().find(|n| n.op_type == "Gemm") else {
+        return Ok(None);
+    };
+    let int_attr = |name: &str| n.attr(name).and_then(|a| a.i).unwrap_or(0);
+    let float_attr = |name: &str| n.attr(name).and_then(|a| a.f).unwrap_or(1.0);
+    if int_attr("transA") != 0 {
+        return Err(format!(
+            "Gemm node `{}` has transA = 1; a classifier's input is never transposed",
+            n.name
+        ));
+    }
+    let trans_b = int_attr("transB") != 0;
+    let (alpha, beta) = (float_attr("alpha"), float_attr("beta"));
+    let wname = n
+        .inputs
+        .get(1)
+        .ok_or_else(|| format!("Gemm node `{}` has no weight input", n.name))?;
+    let wt = consts.get(wname).ok_or_else(|| {
+        format!(
+            "Gemm node `{}`: weight `{wname}` is not an initializer or constant",
+            n.name
+        )
+    })?;
+    let (d0, d1) = match wt.dims.as_slice() {
+        [a, b] => (to_usize(*a, "dim")?, to_usize(*b, "dim")?),
+        d => {
+            return Err(format!(
+                "Gemm node `{}`: weight `{wname}` has dims {d:?}, expected 2-D",
+                n.name
+            ));
+        }
+    };
+    let raw = wt.to_f32()?;
+    let (out_features, in_features) = if trans_b { (d0, d1) } else { (d1, d0) };
+    let mut weight = vec![0.0f32; raw.len()];
+    for o in 0..out_features {
+        for i in 0..in_features {
+            let src = if trans_b {
+                o * in_features + i
+            } else {
+                i * out_features + o
+            };
+            weight[o * in_features + i] = raw[src] * alpha;
+        }
+    }
+    let bias = match n.inputs.get(2).filter(|s| !s.is_empty()) {
+        None => vec![0.0; out_features],
+        Some(bname) => {
+            let bt = consts.get(bname).ok_or_else(|| {
+                format!(
+                    "Gemm node `{}`: bias `{bname}` is not an initializer or constant",
+                    n.name
+                )
+            })?;
+            let b = bt.to_f32()?;
+            if b.len() != out_features {
+                return Err(format!(
+                    "Gemm node `{}`: bias `{bname}` has {} values for {out_features} outputs (broadcast biases are not supported)",
+                    n.name,
+                    b.len()
+                ));
+            }
+            b.into_iter().map(|v| v * beta).collect()
+        }
+    };
+    Ok(Some(OnnxGemm {
+        node_name: n.name.clone(),
+        weight_name: wname.clone(),
+        out_features,
+        in_features,
+        weight,
+        bias,
+    }))
 }

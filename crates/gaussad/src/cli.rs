@@ -103,6 +103,22 @@ pub enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Check that backbone weights are ImageNet-pretrained: classify two bundled photos
+    /// (a cat, an espresso); prints the top 5 of each, exits non-zero when they are missed.
+    CheckPretrained {
+        /// Backbone name (e.g. efficientnet-lite0, efficientnet-b4, resnet18).
+        #[arg(long)]
+        backbone: String,
+        /// ONNX weights file with its classifier (default: the embedded weights, efficientnet-lite0 only).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Also write the report as JSON to this file (written on failure too).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Device: cpu | cuda | cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Print what a model file holds.
     Inspect {
         /// Model file.
@@ -156,6 +172,9 @@ where
             run_predict(&PredictOptions { model, images, out, threshold, batch_size, device }, progress)
         }
         Command::Inspect { model } => inspect(&model),
+        Command::CheckPretrained { backbone, weights, json, device } => {
+            check_pretrained(&backbone, weights, json.as_deref(), &device)
+        }
         Command::BenchBackbone { backbone, resize, batch_size, iters, levels, device } => {
             let flags = MethodFlags {
                 backbone: Some(backbone),
@@ -287,5 +306,29 @@ fn inspect(path: &std::path::Path) -> Result<()> {
             l.pixel.reduction.output_dim(),
         );
     }
+    Ok(())
+}
+
+/// `check-pretrained`: classifies the bundled photos, prints the top 5, writes the JSON
+/// report (when asked, also on failure), fails when the weights are not ImageNet-trained.
+fn check_pretrained(
+    name: &str,
+    weights: Option<PathBuf>,
+    json: Option<&std::path::Path>,
+    device: &str,
+) -> Result<()> {
+    let spec: backbone::BackboneSpec = name.parse()?;
+    let source = match weights {
+        Some(path) => backbone::WeightsSource::Onnx(path),
+        None => backbone::WeightsSource::Embedded,
+    };
+    let classifier = backbone::Classifier::imagenet(spec, source, device.parse()?)?;
+    let report = backbone::pretrained::check(&classifier)?;
+    print!("{}", report.summary());
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    report.require()?;
     Ok(())
 }
