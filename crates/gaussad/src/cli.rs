@@ -103,6 +103,8 @@ pub enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Run a grid of method configurations (default: the paper's ablations); `ablate merge` joins shards.
+    Ablate(crate::ablate::AblateArgs),
     /// Print what a model file holds.
     Inspect {
         /// Model file.
@@ -156,6 +158,7 @@ where
             run_predict(&PredictOptions { model, images, out, threshold, batch_size, device }, progress)
         }
         Command::Inspect { model } => inspect(&model),
+        Command::Ablate(args) => crate::ablate::run_cli(args, &progress),
         Command::BenchBackbone { backbone, resize, batch_size, iters, levels, device } => {
             let flags = MethodFlags {
                 backbone: Some(backbone),
