@@ -12,6 +12,20 @@
 //! Axis keys: `backbones`, `reductions` (`"opca:0.05"`, `"pca:0.95"`, `"none"`), `levels` (a
 //! list of level lists, e.g. `[[3, 4, 5, 6, 7], [4]]`), `spatial`, `resize` (0 = the backbone's
 //! size), `image_scores`, `covariances`, `pixel_pcas`, `blur_sigmas`.
+//!
+//! ```
+//! use gaussad::ablate::grid::Grid;
+//!
+//! let grid = Grid::from_toml_str(
+//!     r#"
+//!     reductions = ["opca:0.05", "none"]
+//!     levels = [[3, 4, 5, 6, 7], [4]]
+//!     "#,
+//! )?;
+//! assert_eq!(grid.configs().len(), 4);
+//! assert!(Grid::from_toml_str("reductions = [\"opca:7\"]").is_err());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
 use std::path::Path;
 use std::str::FromStr;

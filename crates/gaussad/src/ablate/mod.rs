@@ -265,7 +265,7 @@ pub fn run_ablation(opts: &AblateOptions, progress: &Progress) -> Result<RunSumm
     }
     bar.finish_and_clear();
     let record = GridRecord::load(&opts.out)?;
-    let cells = collect_cells(&record, &[opts.out.clone()])?;
+    let cells = collect_cells(&record, std::slice::from_ref(&opts.out))?;
     summary.missing = record.cells.len() - cells.len();
     report::write_reports(&opts.out, &record, &cells)?;
     progress.say(format!(

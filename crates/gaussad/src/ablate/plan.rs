@@ -206,14 +206,14 @@ impl Plan {
                 crate::pipeline::Resolved::new(&MethodConfig { backbone: cfg.backbone.clone(), ..MethodConfig::default() })
                     .with_context(|| format!("{source}: key `backbones`"))?;
             }
-            if let Ok(spec) = BackboneSpec::from_str(&cfg.backbone) {
-                if let Some(bad) = cfg.levels.iter().find(|&&l| l >= spec.num_levels()) {
-                    bail!(
-                        "{source}: key `levels`: level {bad} does not exist for {} (levels 0..{})",
-                        cfg.backbone,
-                        spec.num_levels() - 1
-                    );
-                }
+            if let Ok(spec) = BackboneSpec::from_str(&cfg.backbone)
+                && let Some(bad) = cfg.levels.iter().find(|&&l| l >= spec.num_levels())
+            {
+                bail!(
+                    "{source}: key `levels`: level {bad} does not exist for {} (levels 0..{})",
+                    cfg.backbone,
+                    spec.num_levels() - 1
+                );
             }
             let resolved = Resolved::new(&cfg).with_context(|| format!("{source}: a cell of sweep {sweep}"))?;
             let cc = CellConfig::from_resolved(&resolved)?;
@@ -223,10 +223,10 @@ impl Plan {
                 config_sweeps.push(Vec::new());
                 configs.len() - 1
             });
-            if let Some(v) = config_sweeps.get_mut(i) {
-                if !v.contains(&sweep) {
-                    v.push(sweep);
-                }
+            if let Some(v) = config_sweeps.get_mut(i)
+                && !v.contains(&sweep)
+            {
+                v.push(sweep);
             }
         }
         let datasets: BTreeMap<String, CategoryIdentity> =
