@@ -201,10 +201,34 @@ fn grid_runs_resumes_and_shards_merge_to_the_unsharded_result() {
     let other_grid = tmp.path().join("other.toml");
     std::fs::write(&other_grid, "categories = [\"brick\"]\nlevels = [[4]]\n").unwrap();
     let other = tmp.path().join("other");
-    run(&opts(&data, &other_grid, &other));
+    // Over the cache budget (0 bytes here), the features are spilled to OUT/cache and read back:
+    // same metrics as in memory, and the spill files are gone after the group.
+    let s = run(&AblateOptions { cache_bytes: 0, ..opts(&data, &other_grid, &other) });
+    assert_eq!(s.computed.len(), 1);
+    let spilled = cells(&other);
+    let c = spilled.values().next().unwrap();
+    assert!(c.group_cache_on_disk);
+    let left: Vec<_> = walk(&other.join("cache"));
+    assert!(left.is_empty(), "spill files left: {left:?}");
+    let in_memory = tmp.path().join("other-mem");
+    run(&opts(&data, &other_grid, &in_memory));
+    let m = cells(&in_memory);
+    assert!(!m[&c.id].group_cache_on_disk);
+    assert_eq!(m[&c.id].metrics(), c.metrics());
     let err = merge(&MergeOptions { out: tmp.path().join("bad"), shards: vec![merged, other], allow_partial: true }, &Progress::new(true))
         .unwrap_err();
     assert!(format!("{err:#}").contains("another grid"), "{err:#}");
+}
+
+/// Files (not folders) under `dir`, recursively; none if it does not exist.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
 }
 
 fn gaussad(args: &[&str], envs: &[(&str, &Path)]) -> (bool, String) {
