@@ -36,6 +36,14 @@ pub enum Command {
     Download(Download),
     /// Print the table of known downloads (URL, size, SHA-256, where the checksum comes from).
     List,
+    /// Run an ablation grid: forwards every argument to `cargo run --release -p gaussad --
+    /// ablate ...` (`cargo xtask ablate --help` lists them; see docs/ABLATIONS.md).
+    #[command(disable_help_flag = true)]
+    Ablate {
+        /// Arguments of `gaussad ablate`, forwarded unchanged.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// What to download.
@@ -377,6 +385,13 @@ pub fn download_mvtec(args: &MvtecArgs) -> Result<MvtecReport> {
 /// Runs a parsed command line, printing a summary on stdout.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Ablate { args } => {
+            // `main` forwards ablate itself (to pass the exit status on); a library caller
+            // gets the child's failure as this process's exit status.
+            if crate::ablate::forward(&args) != std::process::ExitCode::SUCCESS {
+                std::process::exit(1);
+            }
+        }
         Command::List => {
             for a in registry::ARTIFACTS {
                 println!("{}", a.name);

@@ -24,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod ablate;
 pub mod cli;
 pub mod error;
 pub mod extract;

@@ -6,6 +6,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = xtask::cli::Cli::parse();
+    if let xtask::cli::Command::Ablate { args } = &cli.command {
+        return xtask::ablate::forward(args);
+    }
     match xtask::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

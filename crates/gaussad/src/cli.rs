@@ -119,6 +119,8 @@ pub enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Run a grid of method configurations (default: the paper's ablations); `ablate merge` joins shards.
+    Ablate(crate::ablate::AblateArgs),
     /// Print what a model file holds.
     Inspect {
         /// Model file.
@@ -175,6 +177,7 @@ where
         Command::CheckPretrained { backbone, weights, json, device } => {
             check_pretrained(&backbone, weights, json.as_deref(), &device)
         }
+        Command::Ablate(args) => crate::ablate::run_cli(args, &progress),
         Command::BenchBackbone { backbone, resize, batch_size, iters, levels, device } => {
             let flags = MethodFlags {
                 backbone: Some(backbone),

@@ -5,6 +5,7 @@
 //! files, flags and progress. See docs/ARCHITECTURE.md at the repository root.
 #![deny(missing_docs)]
 
+pub mod ablate;
 pub mod cli;
 pub mod config;
 pub mod eval;

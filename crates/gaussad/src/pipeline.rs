@@ -63,10 +63,10 @@ impl Resolved {
         }
         let size = if cfg.resize == 0 { spec.default_input_size() } else { cfg.resize };
         let crop = (cfg.center_crop != 0).then_some(cfg.center_crop);
-        if let Some(c) = crop {
-            if c > size {
-                bail!("--center-crop {c} is larger than the input size {size}");
-            }
+        if let Some(c) = crop
+            && c > size
+        {
+            bail!("--center-crop {c} is larger than the input size {size}");
         }
         let selection = Selection::from_str(&cfg.reduction)
             .map_err(|e| anyhow::anyhow!("--reduction {:?}: {e} (expected opca:T, pca:T or none)", cfg.reduction))?;
