@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use ndarray::{Array4, ArrayView4};
@@ -13,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::Device;
 use crate::error::{BackboneError, Result};
+use crate::fused::FusedOps;
 use crate::model::{ConvWeights, Model};
 use crate::onnx::{OnnxConv, read_convs};
 use crate::preprocess::{Preprocess, load_image, normalize, resize_and_crop};
@@ -218,7 +218,7 @@ fn load_weights(
     }
 }
 
-fn run<B: Backend>(
+fn run<B: FusedOps>(
     model: &Model<B>,
     device: &B::Device,
     batch: ArrayView4<f32>,

@@ -31,9 +31,11 @@
 //! ```
 #![deny(missing_docs)]
 
+mod cpu;
 mod device;
 mod error;
 mod extractor;
+mod fused;
 mod model;
 mod onnx;
 mod preprocess;
