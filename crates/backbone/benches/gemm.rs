@@ -9,7 +9,9 @@ use burn_flex::{Flex, FlexDevice};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 fn values(n: usize) -> Vec<f32> {
-    (0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect()
+    (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
@@ -17,7 +19,12 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     // (m = cout, k = cin, n = h*w): Lite0 expand at 56x56, project at 28x28, head at 7x7;
     // B4 expand at 95x95.
-    let shapes = [(144, 24, 56 * 56), (40, 240, 28 * 28), (1280, 320, 49), (192, 32, 95 * 95)];
+    let shapes = [
+        (144, 24, 56 * 56),
+        (40, 240, 28 * 28),
+        (1280, 320, 49),
+        (192, 32, 95 * 95),
+    ];
     for (m, k, n) in shapes {
         let a = values(m * k);
         let b = values(k * n);
@@ -77,9 +84,11 @@ fn bench(c: &mut Criterion) {
         });
         let ta = Tensor::<Flex, 2>::from_data(TensorData::new(a.clone(), [m, k]), &FlexDevice);
         let tb = Tensor::<Flex, 2>::from_data(TensorData::new(b.clone(), [k, n]), &FlexDevice);
-        g.bench_with_input(BenchmarkId::new("burn-flex-matmul", &id), &(), |bench, _| {
-            bench.iter(|| ta.clone().matmul(tb.clone()))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("burn-flex-matmul", &id),
+            &(),
+            |bench, _| bench.iter(|| ta.clone().matmul(tb.clone())),
+        );
     }
     g.finish();
 }

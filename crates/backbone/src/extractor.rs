@@ -247,6 +247,48 @@ fn run<B: FusedOps>(
         .collect()
 }
 
+/// CPU: the images of a batch go through the network one by one, spread over the rayon
+/// threads (each image's activations stay small and cache-friendly, and large per-batch
+/// buffers are not mapped and unmapped at every layer); levels are then stacked.
+fn run_per_image<B: FusedOps>(
+    model: &Model<B>,
+    device: &B::Device,
+    batch: ArrayView4<f32>,
+    wanted: &[bool],
+    levels: &[usize],
+) -> Result<Vec<Array4<f32>>>
+where
+    Model<B>: Sync,
+    B::Device: Sync,
+{
+    let b = batch.dim().0;
+    if b <= 1 || rayon::current_num_threads() <= 1 {
+        return run(model, device, batch, wanted, levels);
+    }
+    let per: Vec<Vec<Array4<f32>>> = (0..b)
+        .into_par_iter()
+        .map(|i| {
+            run(
+                model,
+                device,
+                batch.slice(ndarray::s![i..i + 1, .., .., ..]),
+                wanted,
+                levels,
+            )
+        })
+        .collect::<Result<_>>()?;
+    (0..levels.len())
+        .map(|l| {
+            let views: Vec<_> = per
+                .iter()
+                .filter_map(|v| v.get(l).map(|a| a.view()))
+                .collect();
+            ndarray::concatenate(ndarray::Axis(0), &views)
+                .map_err(|e| BackboneError::Backend(e.to_string()))
+        })
+        .collect()
+}
+
 impl FeatureExtractor {
     /// Builds the extractor: checks the levels (non-empty, distinct, `< spec.num_levels()`)
     /// and the preprocessing, loads and checks the weights, prepares the device.
@@ -355,7 +397,7 @@ impl FeatureExtractor {
             ));
         }
         match &self.inner {
-            Inner::Cpu(m, d) => run(m, d, batch, &self.wanted, &self.levels),
+            Inner::Cpu(m, d) => run_per_image(m, d, batch, &self.wanted, &self.levels),
             #[cfg(feature = "cuda")]
             Inner::Cuda(m, d) => {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

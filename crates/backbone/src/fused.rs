@@ -104,7 +104,11 @@ fn flex_slice(t: &FlexTensor) -> &[f32] {
 }
 
 fn from_vec(v: Vec<f32>, shape: [usize; 4]) -> Tensor<Flex, 4> {
-    let p = FlexTensor::new(Bytes::from_elems(v), Layout::contiguous(Shape::new(shape)), DType::F32);
+    let p = FlexTensor::new(
+        Bytes::from_elems(v),
+        Layout::contiguous(Shape::new(shape)),
+        DType::F32,
+    );
     Tensor::from_primitive(TensorPrimitive::Float(p))
 }
 
@@ -139,7 +143,8 @@ impl FusedOps for Flex {
     ) -> Tensor<Flex, 4> {
         let dims = x.dims();
         let g = geom(conv, dims);
-        let f32s = x.dtype() == DType::F32 && residual.as_ref().is_none_or(|r| r.dtype() == DType::F32);
+        let f32s =
+            x.dtype() == DType::F32 && residual.as_ref().is_none_or(|r| r.dtype() == DType::F32);
         let fast = f32s && g.supported() && g.cin == conv.def.in_ch;
         let (Some(w), Some(b)) = (param_slice(&conv.weight), param_slice(&conv.bias)) else {
             return conv_bias_act_ref(x, conv, act, residual);
@@ -200,7 +205,11 @@ impl FusedOps for Flex {
             )
         };
         let y = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(p));
-        if ok { y } else { squeeze_excite_ref(y, reduce, expand, act) }
+        if ok {
+            y
+        } else {
+            squeeze_excite_ref(y, reduce, expand, act)
+        }
     }
 }
 
@@ -232,7 +241,10 @@ mod tests {
         let shape = def.weight_shape();
         let n: usize = shape.iter().product();
         let fan = (shape[1] * shape[2] * shape[3]) as f32;
-        let w: Vec<f32> = values(n, seed).into_iter().map(|v| v * 2.0 / fan.sqrt()).collect();
+        let w: Vec<f32> = values(n, seed)
+            .into_iter()
+            .map(|v| v * 2.0 / fan.sqrt())
+            .collect();
         let b = values(def.out_ch, seed + 1);
         Conv {
             weight: tensor(w, shape),
@@ -248,13 +260,26 @@ mod tests {
         prop_assert_eq!(g.len(), w.len());
         let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
         for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-            prop_assert!((a - b).abs() <= 2e-5 * scale, "index {}: {} vs {} (scale {})", i, a, b, scale);
+            prop_assert!(
+                (a - b).abs() <= 2e-5 * scale,
+                "index {}: {} vs {} (scale {})",
+                i,
+                a,
+                b,
+                scale
+            );
         }
         Ok(())
     }
 
     fn act_of(i: usize) -> Act {
-        [Act::Identity, Act::Relu, Act::Relu6, Act::Swish, Act::Sigmoid][i % 5]
+        [
+            Act::Identity,
+            Act::Relu,
+            Act::Relu6,
+            Act::Swish,
+            Act::Sigmoid,
+        ][i % 5]
     }
 
     proptest! {

@@ -65,7 +65,8 @@ impl ConvGeom {
         let k_ok = self.k >= 1 && self.stride >= 1;
         let fits = self.h + self.pads[0] + self.pads[1] >= self.k
             && self.w + self.pads[2] + self.pads[3] >= self.k;
-        k_ok && fits && self.n > 0 && (self.groups == 1 || self.is_depthwise())
+        // depthwise kernels keep at most 64 taps
+        k_ok && fits && self.n > 0 && (self.groups == 1 || (self.is_depthwise() && self.k <= 8))
     }
     fn weight_len(&self) -> usize {
         if self.is_depthwise() {
@@ -78,7 +79,10 @@ impl ConvGeom {
 
 /// `c (m x n) = a (m x k) * b (k x n)`, all row-major and contiguous.
 fn sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], threads: bool) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "sgemm: buffer too small");
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "sgemm: buffer too small"
+    );
     let par = if threads {
         gemm::Parallelism::Rayon(0)
     } else {
@@ -218,14 +222,17 @@ pub(crate) fn conv2d(
             epilogue(&mut o[c * ohw..(c + 1) * ohw], bias[c], res, act);
         }
     };
-    if g.n >= rayon::current_num_threads() {
+    // Inside a rayon worker (images already spread over the threads) GEMMs run
+    // single-threaded.
+    let nested = rayon::current_thread_index().is_some();
+    if g.n >= rayon::current_num_threads() || (nested && g.n > 1) {
         out.par_chunks_mut(img_out)
             .enumerate()
             .for_each_init(Vec::new, |cols, (i, o)| per_image(i, o, cols, false));
     } else {
         let mut cols = Vec::new();
         for (i, o) in out.chunks_mut(img_out).enumerate() {
-            per_image(i, o, &mut cols, true);
+            per_image(i, o, &mut cols, !nested);
         }
     }
     Some(out)
@@ -244,7 +251,13 @@ pub(crate) fn squeeze_excite(
     act: Act,
 ) -> bool {
     let rd = br.len();
-    if c == 0 || hw == 0 || y.len() % (c * hw) != 0 || wr.len() != rd * c || we.len() != c * rd || be.len() != c {
+    if c == 0
+        || hw == 0
+        || !y.len().is_multiple_of(c * hw)
+        || wr.len() != rd * c
+        || we.len() != c * rd
+        || be.len() != c
+    {
         return false;
     }
     y.par_chunks_mut(c * hw).for_each(|img| {

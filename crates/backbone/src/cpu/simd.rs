@@ -99,20 +99,27 @@ fn exp<const F: bool>(x: f32) -> f32 {
 fn act_row<const F: bool>(row: &mut [f32], act: Act) {
     match act {
         Act::Identity => {}
-        Act::Relu => row.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+        Act::Relu => row
+            .iter_mut()
+            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
         Act::Relu6 => row.iter_mut().for_each(|v| {
             let a = if *v > 0.0 { *v } else { 0.0 };
             *v = if a < 6.0 { a } else { 6.0 };
         }),
         Act::Swish => row.iter_mut().for_each(|v| *v /= 1.0 + exp::<F>(-*v)),
-        Act::Sigmoid => row.iter_mut().for_each(|v| *v = 1.0 / (1.0 + exp::<F>(-*v))),
+        Act::Sigmoid => row
+            .iter_mut()
+            .for_each(|v| *v = 1.0 / (1.0 + exp::<F>(-*v))),
     }
 }
 
 #[inline(always)]
 fn epilogue_impl<const F: bool>(row: &mut [f32], bias: f32, residual: Option<&[f32]>, act: Act) {
     match residual {
-        Some(r) => row.iter_mut().zip(r).for_each(|(v, &r)| *v = (*v + bias) + r),
+        Some(r) => row
+            .iter_mut()
+            .zip(r)
+            .for_each(|(v, &r)| *v = (*v + bias) + r),
         None => row.iter_mut().for_each(|v| *v += bias),
     }
     act_row::<F>(row, act);
@@ -140,9 +147,6 @@ pub(crate) struct DwGeom {
     pub ow: usize,
 }
 
-/// Output columns accumulated in registers at a time.
-const CHUNK: usize = 32;
-
 #[inline(always)]
 fn depthwise_impl<const F: bool>(
     x: &[f32],
@@ -153,10 +157,47 @@ fn depthwise_impl<const F: bool>(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    let DwGeom { h, w, k, s, pt, pl, oh, ow } = g;
+    let ch = if g.ow > 48 {
+        64
+    } else if g.ow > 16 {
+        32
+    } else {
+        16
+    };
+    match ch {
+        64 => depthwise_chunks::<F, 64>(x, g, wk, bias, act, out, scratch),
+        32 => depthwise_chunks::<F, 32>(x, g, wk, bias, act, out, scratch),
+        _ => depthwise_chunks::<F, 16>(x, g, wk, bias, act, out, scratch),
+    }
+}
+
+/// Depthwise plane computed `CH` outputs at a time (independent accumulators in
+/// registers); rows are padded to a multiple of `CH` so that no scalar tail remains.
+#[inline(always)]
+fn depthwise_chunks<const F: bool, const CH: usize>(
+    x: &[f32],
+    g: DwGeom,
+    wk: &[f32],
+    bias: f32,
+    act: Act,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let DwGeom {
+        h,
+        w,
+        k,
+        s,
+        pt,
+        pl,
+        oh,
+        ow,
+    } = g;
     // Padded input rows, each split into `s` phases: phase q holds padded columns
-    // q, q + s, q + 2s, ... so that every tap reads a contiguous run.
-    let len = ow + (k - 1) / s;
+    // q, q + s, q + 2s, ... so that every tap reads a contiguous run. Phases are long
+    // enough for whole chunks of CH outputs.
+    let owc = ow.div_ceil(CH) * CH;
+    let len = owc + (k - 1) / s;
     let ph = (oh - 1) * s + k;
     let row_len = s * len;
     scratch.clear();
@@ -167,62 +208,51 @@ fn depthwise_impl<const F: bool>(
         };
         let src = &x[iy * w..(iy + 1) * w];
         let dst = &mut scratch[r * row_len..(r + 1) * row_len];
-        if s == 1 {
-            // columns pl .. pl + w of the padded row hold the input row
-            let end = (pl + w).min(len);
-            if pl < end {
-                dst[pl..end].copy_from_slice(&src[..end - pl]);
+        for q in 0..s {
+            // padded column s*j + q holds input column s*j + q - pl when in [0, w)
+            let j0 = pl.saturating_sub(q).div_ceil(s);
+            let j1 = (pl + w).saturating_sub(q).div_ceil(s).min(len);
+            if j0 >= j1 {
+                continue;
             }
-        } else {
-            for q in 0..s {
-                let phase = &mut dst[q * len..(q + 1) * len];
-                for (j, d) in phase.iter_mut().enumerate() {
-                    let pc = s * j + q;
-                    if let Some(ix) = pc.checked_sub(pl).filter(|&ix| ix < w) {
-                        *d = src[ix];
-                    }
+            let phase = &mut dst[q * len + j0..q * len + j1];
+            let first = s * j0 + q - pl;
+            if s == 1 {
+                phase.copy_from_slice(&src[first..first + phase.len()]);
+            } else {
+                for (d, v) in phase.iter_mut().zip(src[first..].iter().step_by(s)) {
+                    *d = *v;
                 }
             }
         }
     }
+    // (offset in the scratch relative to the first tap of an output row, weight)
+    let mut taps = [(0usize, 0.0f32); 64];
+    let nt = (k * k).min(64);
+    for (t, tap) in taps.iter_mut().enumerate().take(nt) {
+        let (ky, kx) = (t / k, t % k);
+        *tap = (ky * row_len + (kx % s) * len + kx / s, wk[t]);
+    }
+    let taps = &taps[..nt];
     let scratch = &scratch[..];
     for oy in 0..oh {
         let orow = &mut out[oy * ow..(oy + 1) * ow];
-        let mut c0 = 0;
-        while c0 + CHUNK <= ow {
-            let mut acc = [bias; CHUNK];
-            for ky in 0..k {
-                let r = oy * s + ky;
-                for kx in 0..k {
-                    let (q, off) = (kx % s, kx / s);
-                    let base = r * row_len + q * len + off + c0;
-                    let src = &scratch[base..base + CHUNK];
-                    let wv = wk[ky * k + kx];
-                    for (a, &v) in acc.iter_mut().zip(src) {
-                        *a = madd::<F>(wv, v, *a);
-                    }
+        let base = oy * s * row_len;
+        for c0 in (0..ow).step_by(CH) {
+            let mut acc = [bias; CH];
+            for &(off, wv) in taps {
+                let src: &[f32; CH] = match scratch[base + off + c0..].first_chunk() {
+                    Some(c) => c,
+                    None => continue,
+                };
+                for (a, &v) in acc.iter_mut().zip(src) {
+                    *a = madd::<F>(wv, v, *a);
                 }
             }
-            orow[c0..c0 + CHUNK].copy_from_slice(&acc);
-            c0 += CHUNK;
+            act_row::<F>(&mut acc, act);
+            let n = CH.min(ow - c0);
+            orow[c0..c0 + n].copy_from_slice(&acc[..n]);
         }
-        if c0 < ow {
-            let tail = &mut orow[c0..];
-            tail.iter_mut().for_each(|v| *v = bias);
-            for ky in 0..k {
-                let r = oy * s + ky;
-                for kx in 0..k {
-                    let (q, off) = (kx % s, kx / s);
-                    let base = r * row_len + q * len + off + c0;
-                    let src = &scratch[base..base + tail.len()];
-                    let wv = wk[ky * k + kx];
-                    for (a, &v) in tail.iter_mut().zip(src) {
-                        *a = madd::<F>(wv, v, *a);
-                    }
-                }
-            }
-        }
-        act_row::<F>(orow, act);
     }
 }
 
@@ -251,7 +281,11 @@ fn mean_impl<const F: bool>(x: &[f32], out: &mut f32) {
     }
     let mut s: f32 = chunks.remainder().iter().sum();
     s += acc.iter().sum::<f32>();
-    *out = if x.is_empty() { 0.0 } else { s / x.len() as f32 };
+    *out = if x.is_empty() {
+        0.0
+    } else {
+        s / x.len() as f32
+    };
 }
 
 multiversion! {
@@ -290,7 +324,13 @@ mod tests {
     #[test]
     fn activations_match_formulas() {
         let xs: Vec<f32> = (0..200).map(|i| (i as f32 - 100.0) * 0.173).collect();
-        for act in [Act::Identity, Act::Relu, Act::Relu6, Act::Swish, Act::Sigmoid] {
+        for act in [
+            Act::Identity,
+            Act::Relu,
+            Act::Relu6,
+            Act::Swish,
+            Act::Sigmoid,
+        ] {
             let mut row = xs.clone();
             epilogue(&mut row, 0.25, None, act);
             for (&x, &y) in xs.iter().zip(&row) {
@@ -302,7 +342,10 @@ mod tests {
                     Act::Swish => v / (1.0 + (-v).exp()),
                     Act::Sigmoid => 1.0 / (1.0 + (-v).exp()),
                 };
-                assert!((y - want).abs() <= 1e-6 * (1.0 + want.abs()), "{act:?} {x}: {y} vs {want}");
+                assert!(
+                    (y - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{act:?} {x}: {y} vs {want}"
+                );
             }
         }
     }
