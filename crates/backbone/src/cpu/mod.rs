@@ -85,6 +85,13 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// `c (m x n) = a (m x k) * b (k x n)`, all row-major and contiguous, with
 /// `matrixmultiply` (AVX-512 / AVX2 + FMA kernels picked at run time; see the `gemm` bench
 /// for why not the `gemm` crate or burn's matmul). With `threads`, blocks of columns go to
@@ -98,7 +105,6 @@ fn sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], thre
     let (ap, bp) = (a.as_ptr() as usize, b.as_ptr() as usize);
     let block = |j0: usize| {
         let nb = width.min(n - j0);
-        let out = out;
         // SAFETY: `a` holds m*k and `b` k*n elements (checked above); the block reads
         // columns j0..j0+nb of `b` and writes the same columns of `c` (m x n, row stride
         // n); blocks are disjoint and `c` aliases neither input.
@@ -115,7 +121,7 @@ fn sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], thre
                 n as isize,
                 1,
                 0.0,
-                out.0.add(j0),
+                out.get().add(j0),
                 n as isize,
                 1,
             );
