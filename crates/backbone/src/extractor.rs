@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use ndarray::{Array4, ArrayView4};
@@ -13,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::device::Device;
 use crate::error::{BackboneError, Result};
+use crate::fused::FusedOps;
 use crate::model::{ConvWeights, Model};
 use crate::onnx::{OnnxConv, read_convs};
 use crate::preprocess::{Preprocess, load_image, normalize, resize_and_crop};
@@ -218,7 +218,7 @@ fn load_weights(
     }
 }
 
-fn run<B: Backend>(
+fn run<B: FusedOps>(
     model: &Model<B>,
     device: &B::Device,
     batch: ArrayView4<f32>,
@@ -242,6 +242,48 @@ fn run<B: Backend>(
                 .into_vec::<f32>()
                 .map_err(|e| BackboneError::Backend(format!("{e:?}")))?;
             Array4::from_shape_vec((tb, tc, th, tw), v)
+                .map_err(|e| BackboneError::Backend(e.to_string()))
+        })
+        .collect()
+}
+
+/// CPU: the images of a batch go through the network one by one, spread over the rayon
+/// threads (each image's activations stay small and cache-friendly, and large per-batch
+/// buffers are not mapped and unmapped at every layer); levels are then stacked.
+fn run_per_image<B: FusedOps>(
+    model: &Model<B>,
+    device: &B::Device,
+    batch: ArrayView4<f32>,
+    wanted: &[bool],
+    levels: &[usize],
+) -> Result<Vec<Array4<f32>>>
+where
+    Model<B>: Sync,
+    B::Device: Sync,
+{
+    let b = batch.dim().0;
+    if b <= 1 || rayon::current_num_threads() <= 1 {
+        return run(model, device, batch, wanted, levels);
+    }
+    let per: Vec<Vec<Array4<f32>>> = (0..b)
+        .into_par_iter()
+        .map(|i| {
+            run(
+                model,
+                device,
+                batch.slice(ndarray::s![i..i + 1, .., .., ..]),
+                wanted,
+                levels,
+            )
+        })
+        .collect::<Result<_>>()?;
+    (0..levels.len())
+        .map(|l| {
+            let views: Vec<_> = per
+                .iter()
+                .filter_map(|v| v.get(l).map(|a| a.view()))
+                .collect();
+            ndarray::concatenate(ndarray::Axis(0), &views)
                 .map_err(|e| BackboneError::Backend(e.to_string()))
         })
         .collect()
@@ -355,7 +397,7 @@ impl FeatureExtractor {
             ));
         }
         match &self.inner {
-            Inner::Cpu(m, d) => run(m, d, batch, &self.wanted, &self.levels),
+            Inner::Cpu(m, d) => run_per_image(m, d, batch, &self.wanted, &self.levels),
             #[cfg(feature = "cuda")]
             Inner::Cuda(m, d) => {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -36,9 +36,11 @@
 #![deny(missing_docs)]
 
 mod classifier;
+mod cpu;
 mod device;
 mod error;
 mod extractor;
+mod fused;
 mod model;
 mod onnx;
 pub mod pretrained;

@@ -1,12 +1,13 @@
 //! Native burn implementation of the planned networks (generic over the backend).
 
-use burn::tensor::activation::{relu, sigmoid, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::PaddedConvOptions;
 use burn::tensor::{Tensor, TensorData};
 
-use crate::spec::{Activation, BlockPlan, ConvDef, Plan, PlanKind};
+use crate::cpu::Act;
+use crate::fused::FusedOps;
+use crate::spec::{BlockPlan, ConvDef, Plan, PlanKind};
 
 /// Folded convolution weights (conv + batch norm), in a plan's forward order.
 #[derive(Debug, Clone)]
@@ -15,14 +16,16 @@ pub(crate) struct ConvWeights {
     pub bias: Vec<f32>,
 }
 
-struct Conv<B: Backend> {
-    def: ConvDef,
-    weight: Tensor<B, 4>,
-    bias: Tensor<B, 1>,
+/// One convolution with its folded weights.
+pub(crate) struct Conv<B: Backend> {
+    pub def: ConvDef,
+    pub weight: Tensor<B, 4>,
+    pub bias: Tensor<B, 1>,
 }
 
 impl<B: Backend> Conv<B> {
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    /// `conv(x) + bias` with burn's `conv2d` (the reference path).
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
         let (top, bottom) = self.def.pads(h);
         let (left, right) = self.def.pads(w);
@@ -44,15 +47,7 @@ pub(crate) struct Model<B: Backend> {
     convs: Vec<Conv<B>>,
 }
 
-fn act<B: Backend>(a: Activation, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    match a {
-        Activation::Relu => relu(x),
-        Activation::Relu6 => x.clamp(0.0, 6.0),
-        Activation::Swish => silu(x),
-    }
-}
-
-impl<B: Backend> Model<B> {
+impl<B: FusedOps> Model<B> {
     /// Builds the model; `weights` must follow `plan.convs` (shapes already checked).
     pub fn new(plan: Plan, weights: Vec<ConvWeights>, device: &B::Device) -> Self {
         let convs = plan
@@ -77,9 +72,12 @@ impl<B: Backend> Model<B> {
     pub fn forward(&self, x: Tensor<B, 4>, wanted: &[bool]) -> Vec<Option<Tensor<B, 4>>> {
         let deepest = wanted.iter().rposition(|&w| w).unwrap_or(0);
         let mut out: Vec<Option<Tensor<B, 4>>> = vec![None; wanted.len()];
-        let a = self.plan.activation;
+        let a = Act::from(self.plan.activation);
         let c = |i: usize| &self.convs[i];
-        let mut x = act(a, c(self.plan.stem).forward(x));
+        let conv = |i: usize, x: Tensor<B, 4>, act: Act, res: Option<Tensor<B, 4>>| {
+            B::conv_bias_act(x, c(i), act, res)
+        };
+        let mut x = conv(self.plan.stem, x, a, None);
         let mut level = 0;
         if self.plan.kind == PlanKind::EfficientNet {
             if wanted[0] {
@@ -102,37 +100,30 @@ impl<B: Backend> Model<B> {
                         project,
                         skip,
                     } => {
-                        let input = x.clone();
+                        let input = skip.then(|| x.clone());
                         let mut y = match expand {
-                            Some(e) => act(a, c(*e).forward(x)),
+                            Some(e) => conv(*e, x, a, None),
                             None => x,
                         };
-                        y = act(a, c(*dw).forward(y));
+                        y = conv(*dw, y, a, None);
                         if let Some((r, e)) = se {
-                            let s = y.clone().mean_dim(2).mean_dim(3);
-                            let s = act(a, c(*r).forward(s));
-                            let g = sigmoid(c(*e).forward(s));
-                            let shape = y.shape();
-                            y = y * g.expand(shape);
+                            y = B::squeeze_excite(y, c(*r), c(*e), a);
                         }
-                        y = c(*project).forward(y);
-                        if *skip { y + input } else { y }
+                        conv(*project, y, Act::Identity, input)
                     }
                     BlockPlan::Res { convs, down } => {
-                        let input = x.clone();
+                        let id = match down {
+                            Some(d) => conv(*d, x.clone(), Act::Identity, None),
+                            None => x.clone(),
+                        };
                         let mut y = x;
+                        let mut id = Some(id);
                         let last = convs.len().saturating_sub(1);
                         for (k, &i) in convs.iter().enumerate() {
-                            y = c(i).forward(y);
-                            if k < last {
-                                y = relu(y);
-                            }
+                            let res = if k == last { id.take() } else { None };
+                            y = conv(i, y, Act::Relu, res);
                         }
-                        let id = match down {
-                            Some(d) => c(*d).forward(input),
-                            None => input,
-                        };
-                        relu(y + id)
+                        y
                     }
                 };
             }
@@ -145,7 +136,7 @@ impl<B: Backend> Model<B> {
             level += 1;
         }
         if let Some(h) = self.plan.head {
-            let y = act(a, c(h).forward(x));
+            let y = conv(h, x, a, None);
             if wanted.get(level).copied().unwrap_or(false) {
                 out[level] = Some(y);
             }

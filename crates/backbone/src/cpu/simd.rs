@@ -1,0 +1,352 @@
+//! Element loops of the CPU kernels, compiled three times (AVX-512, AVX2 + FMA, baseline)
+//! and chosen at run time from the CPU's features.
+
+use std::sync::OnceLock;
+
+use super::Act;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// x86-64-v4: AVX-512 F/BW/DQ/VL + FMA.
+    V4,
+    /// x86-64-v3: AVX2 + FMA.
+    V3,
+    /// Whatever the target baseline offers (SSE2 on x86-64, NEON on aarch64).
+    Base,
+}
+
+fn level() -> Level {
+    static LEVEL: OnceLock<Level> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        if std::env::var_os("GAUSSAD_NO_SIMD").is_some() {
+            return Level::Base;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("fma")
+            {
+                return Level::V4;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Level::V3;
+            }
+        }
+        Level::Base
+    })
+}
+
+/// Defines `$name(args)` that calls `$imp::<FMA>(args)` compiled for the best level.
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $imp:ident) => {
+        $(#[$m])*
+        pub(crate) fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                unsafe fn v4($($arg: $ty),*) {
+                    $imp::<true>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v3($($arg: $ty),*) {
+                    $imp::<true>($($arg),*)
+                }
+                match level() {
+                    // SAFETY: the CPU has the features these copies are compiled for.
+                    Level::V4 => return unsafe { v4($($arg),*) },
+                    // SAFETY: as above.
+                    Level::V3 => return unsafe { v3($($arg),*) },
+                    Level::Base => {}
+                }
+            }
+            $imp::<false>($($arg),*)
+        }
+    };
+}
+
+/// `a * b + c`, fused where the instruction exists (`F`), else two roundings.
+#[inline(always)]
+fn madd<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if F { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// `exp(x)` for `x` clamped to [-87, 88], relative error < 2e-7, branch-free so that it
+/// vectorises (Cephes-style range reduction, degree-6 polynomial).
+#[inline(always)]
+fn exp<const F: bool>(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = madd::<F>(n, -LN2_LO, madd::<F>(n, -LN2_HI, x));
+    let mut p = 1.987_569_1e-4_f32;
+    p = madd::<F>(p, r, 1.398_199_9e-3);
+    p = madd::<F>(p, r, 8.333_452e-3);
+    p = madd::<F>(p, r, 4.166_579_6e-2);
+    p = madd::<F>(p, r, 1.666_666_5e-1);
+    p = madd::<F>(p, r, 0.5);
+    p = madd::<F>(p, r * r, r + 1.0);
+    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    p * scale
+}
+
+#[inline(always)]
+fn act_row<const F: bool>(row: &mut [f32], act: Act) {
+    match act {
+        Act::Identity => {}
+        Act::Relu => row
+            .iter_mut()
+            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+        Act::Relu6 => row.iter_mut().for_each(|v| {
+            let a = if *v > 0.0 { *v } else { 0.0 };
+            *v = if a < 6.0 { a } else { 6.0 };
+        }),
+        Act::Swish => row.iter_mut().for_each(|v| *v /= 1.0 + exp::<F>(-*v)),
+        Act::Sigmoid => row
+            .iter_mut()
+            .for_each(|v| *v = 1.0 / (1.0 + exp::<F>(-*v))),
+    }
+}
+
+#[inline(always)]
+fn epilogue_impl<const F: bool>(row: &mut [f32], bias: f32, residual: Option<&[f32]>, act: Act) {
+    match residual {
+        Some(r) => row
+            .iter_mut()
+            .zip(r)
+            .for_each(|(v, &r)| *v = (*v + bias) + r),
+        None => row.iter_mut().for_each(|v| *v += bias),
+    }
+    act_row::<F>(row, act);
+}
+
+multiversion! {
+    /// `row = act(row + bias (+ residual))`.
+    fn epilogue(row: &mut [f32], bias: f32, residual: Option<&[f32]>, act: Act) => epilogue_impl
+}
+
+/// Geometry of one depthwise plane.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DwGeom {
+    /// Input height, width.
+    pub h: usize,
+    pub w: usize,
+    /// Kernel size, stride.
+    pub k: usize,
+    pub s: usize,
+    /// Top and left padding.
+    pub pt: usize,
+    pub pl: usize,
+    /// Output height, width.
+    pub oh: usize,
+    pub ow: usize,
+}
+
+#[inline(always)]
+fn depthwise_impl<const F: bool>(
+    x: &[f32],
+    g: DwGeom,
+    wk: &[f32],
+    bias: f32,
+    act: Act,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let ch = if g.ow > 48 {
+        64
+    } else if g.ow > 16 {
+        32
+    } else {
+        16
+    };
+    match ch {
+        64 => depthwise_chunks::<F, 64>(x, g, wk, bias, act, out, scratch),
+        32 => depthwise_chunks::<F, 32>(x, g, wk, bias, act, out, scratch),
+        _ => depthwise_chunks::<F, 16>(x, g, wk, bias, act, out, scratch),
+    }
+}
+
+/// Depthwise plane computed `CH` outputs at a time (independent accumulators in
+/// registers); rows are padded to a multiple of `CH` so that no scalar tail remains.
+#[inline(always)]
+fn depthwise_chunks<const F: bool, const CH: usize>(
+    x: &[f32],
+    g: DwGeom,
+    wk: &[f32],
+    bias: f32,
+    act: Act,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let DwGeom {
+        h,
+        w,
+        k,
+        s,
+        pt,
+        pl,
+        oh,
+        ow,
+    } = g;
+    // Padded input rows, each split into `s` phases: phase q holds padded columns
+    // q, q + s, q + 2s, ... so that every tap reads a contiguous run. Phases are long
+    // enough for whole chunks of CH outputs.
+    let owc = ow.div_ceil(CH) * CH;
+    let len = owc + (k - 1) / s;
+    let ph = (oh - 1) * s + k;
+    let row_len = s * len;
+    scratch.clear();
+    scratch.resize(ph * row_len, 0.0);
+    for r in 0..ph {
+        let Some(iy) = r.checked_sub(pt).filter(|&iy| iy < h) else {
+            continue;
+        };
+        let src = &x[iy * w..(iy + 1) * w];
+        let dst = &mut scratch[r * row_len..(r + 1) * row_len];
+        for q in 0..s {
+            // padded column s*j + q holds input column s*j + q - pl when in [0, w)
+            let j0 = pl.saturating_sub(q).div_ceil(s);
+            let j1 = (pl + w).saturating_sub(q).div_ceil(s).min(len);
+            if j0 >= j1 {
+                continue;
+            }
+            let phase = &mut dst[q * len + j0..q * len + j1];
+            let first = s * j0 + q - pl;
+            if s == 1 {
+                phase.copy_from_slice(&src[first..first + phase.len()]);
+            } else {
+                for (d, v) in phase.iter_mut().zip(src[first..].iter().step_by(s)) {
+                    *d = *v;
+                }
+            }
+        }
+    }
+    // (offset in the scratch relative to the first tap of an output row, weight)
+    let mut taps = [(0usize, 0.0f32); 64];
+    let nt = (k * k).min(64);
+    for (t, tap) in taps.iter_mut().enumerate().take(nt) {
+        let (ky, kx) = (t / k, t % k);
+        *tap = (ky * row_len + (kx % s) * len + kx / s, wk[t]);
+    }
+    let taps = &taps[..nt];
+    let scratch = &scratch[..];
+    for oy in 0..oh {
+        let orow = &mut out[oy * ow..(oy + 1) * ow];
+        let base = oy * s * row_len;
+        for c0 in (0..ow).step_by(CH) {
+            let mut acc = [bias; CH];
+            for &(off, wv) in taps {
+                let src: &[f32; CH] = match scratch[base + off + c0..].first_chunk() {
+                    Some(c) => c,
+                    None => continue,
+                };
+                for (a, &v) in acc.iter_mut().zip(src) {
+                    *a = madd::<F>(wv, v, *a);
+                }
+            }
+            act_row::<F>(&mut acc, act);
+            let n = CH.min(ow - c0);
+            orow[c0..c0 + n].copy_from_slice(&acc[..n]);
+        }
+    }
+}
+
+multiversion! {
+    /// One plane of a depthwise convolution: `out = act(bias + conv(x, wk))`.
+    #[allow(clippy::too_many_arguments)]
+    fn depthwise_plane(
+        x: &[f32],
+        g: DwGeom,
+        wk: &[f32],
+        bias: f32,
+        act: Act,
+        out: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) => depthwise_impl
+}
+
+#[inline(always)]
+fn mean_impl<const F: bool>(x: &[f32], out: &mut f32) {
+    let mut acc = [0.0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    let mut s: f32 = chunks.remainder().iter().sum();
+    s += acc.iter().sum::<f32>();
+    *out = if x.is_empty() {
+        0.0
+    } else {
+        s / x.len() as f32
+    };
+}
+
+multiversion! {
+    /// Mean of a slice (0 for an empty one).
+    fn mean(x: &[f32], out: &mut f32) => mean_impl
+}
+
+#[inline(always)]
+fn scale_impl<const F: bool>(x: &mut [f32], g: f32) {
+    x.iter_mut().for_each(|v| *v *= g);
+}
+
+multiversion! {
+    /// `x *= g`.
+    fn scale(x: &mut [f32], g: f32) => scale_impl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_std() {
+        let mut worst: f32 = 0.0;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let e = exp::<false>(x);
+            let f = exp::<true>(x);
+            let r = x.exp();
+            worst = worst.max(((e - r) / r).abs()).max(((f - r) / r).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 4e-7, "worst relative error {worst}");
+    }
+
+    #[test]
+    fn activations_match_formulas() {
+        let xs: Vec<f32> = (0..200).map(|i| (i as f32 - 100.0) * 0.173).collect();
+        for act in [
+            Act::Identity,
+            Act::Relu,
+            Act::Relu6,
+            Act::Swish,
+            Act::Sigmoid,
+        ] {
+            let mut row = xs.clone();
+            epilogue(&mut row, 0.25, None, act);
+            for (&x, &y) in xs.iter().zip(&row) {
+                let v = x + 0.25;
+                let want = match act {
+                    Act::Identity => v,
+                    Act::Relu => v.max(0.0),
+                    Act::Relu6 => v.clamp(0.0, 6.0),
+                    Act::Swish => v / (1.0 + (-v).exp()),
+                    Act::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+                };
+                assert!(
+                    (y - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{act:?} {x}: {y} vs {want}"
+                );
+            }
+        }
+    }
+}
