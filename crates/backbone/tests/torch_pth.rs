@@ -153,11 +153,13 @@ fn convolutions_the_architecture_lacks_are_rejected() {
 }
 
 #[test]
-fn an_efficientnet_spec_finds_no_timm_names_in_a_resnet_file() {
+fn a_resnet_file_is_rejected_for_an_efficientnet() {
     let spec: BackboneSpec = "efficientnet-b0".parse().unwrap();
     let err = FeatureExtractor::new(spec, pth(), &[0], Preprocess::new(64), Device::Cpu)
         .unwrap_err();
-    assert!(err.to_string().contains("conv_stem.weight"), "{err}");
+    // The file's convolutions are not in the plan (`conv1.weight` ...): rejected as another network.
+    assert!(matches!(err, BackboneError::WeightsMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("conv1.weight"), "{err}");
 }
 
 #[test]
