@@ -154,7 +154,8 @@ impl Classifier {
     /// Builds a classifier: the backbone (levels = the last level only), and the final
     /// fully connected layer from the same weights: the last `Gemm` node of an ONNX file
     /// (`[classes, channels]` with `transB = 1`, or transposed with `transB = 0`; `alpha`
-    /// and `beta` applied), the embedded Lite0's `_fc`, or for synthetic weights
+    /// and `beta` applied), a PyTorch state dict's `fc` (ResNets) / `classifier`
+    /// (EfficientNets) `Linear`, the embedded Lite0's `_fc`, or for synthetic weights
     /// [`synthetic_classifier_weights`] with 1000 classes.
     ///
     /// Errors: everything [`FeatureExtractor::new`] reports, and
@@ -206,6 +207,15 @@ impl Classifier {
                         reason,
                     })?;
                 from_gemm(path, gemm, channels)?
+            }
+            WeightsSource::Pytorch(path) => {
+                if crate::torch::file_sha256(path)? != extractor.identity().weights_sha256 {
+                    return Err(BackboneError::WeightsFile {
+                        path: path.clone(),
+                        reason: "the file changed while it was being read".into(),
+                    });
+                }
+                crate::torch::StateDict::open(path, extractor.spec())?.classifier(&plan)?
             }
         };
         let weight = Array2::from_shape_vec((classes, channels), w)

@@ -31,6 +31,11 @@ pub enum WeightsSource {
     /// convolutions are read in graph order, batch norms folded, and assigned to the
     /// native network in forward order with every shape checked.
     Onnx(PathBuf),
+    /// A PyTorch state dict (`.pth` / `.pt`, e.g. torchvision's published
+    /// `resnet18-f37072fd.pth`), read through `burn-store`: parameters looked up by their
+    /// published names (torchvision for ResNets, timm for EfficientNets), batch norms
+    /// folded, every shape checked.
+    Pytorch(PathBuf),
     /// Deterministic synthetic weights (for tests and benchmarks only; see
     /// [`synthetic_conv_weights`](crate::synthetic_conv_weights)).
     Synthetic(u64),
@@ -215,6 +220,7 @@ fn load_weights(
             })?;
             Ok((match_onnx(path, spec, plan, convs)?, sha256_hex(&bytes)))
         }
+        WeightsSource::Pytorch(path) => crate::torch::load_convs(path, spec, plan),
     }
 }
 

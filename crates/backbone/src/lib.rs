@@ -5,7 +5,9 @@
 //! (EfficientNet B0-B7 and Lite0-4, ResNet-18/34/50, Wide ResNet-50-2); weights come from
 //! ONNX files read at run time (any export of the same architecture, logits-only is
 //! fine: convolutions are taken in graph order, batch norms folded, every shape checked),
-//! or from the embedded EfficientNet-Lite0 ImageNet weights. Levels are chosen at run time
+//! or from PyTorch state dicts (`.pth`, e.g. torchvision's published ResNets, read
+//! through burn-store, parameters matched by name), or from the embedded
+//! EfficientNet-Lite0 ImageNet weights. Levels are chosen at run time
 //! and the forward pass stops at the deepest one.
 //!
 //! Preprocessing reproduces PIL's antialiased `BILINEAR` resize bit-exactly, then the
@@ -46,6 +48,7 @@ mod onnx;
 pub mod pretrained;
 mod preprocess;
 mod spec;
+mod torch;
 
 pub use classifier::{
     Classifier, IMAGENET_CLASSES, Prediction, synthetic_classifier_weights, top_k,
@@ -59,6 +62,7 @@ pub use preprocess::{
     IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image, normalize, preprocess, resize_and_crop,
     resize_bilinear_pil,
 };
+pub use torch::is_pytorch_file;
 pub use spec::{
     Activation, Architecture, BackboneName, BackboneSpec, EfficientNetConfig, MbStage, PaddingMode,
     ResNetConfig, efficientnet_b0_stages,

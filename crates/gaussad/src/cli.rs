@@ -84,7 +84,7 @@ pub enum Command {
     },
     /// Time the backbone's forward pass: median milliseconds per image over --iters batches.
     BenchBackbone {
-        /// Backbone name or ONNX path.
+        /// Backbone name, or an ONNX / PyTorch `.pth` weights path.
         #[arg(long, default_value = "efficientnet-lite0")]
         backbone: String,
         /// Square input size (default: the backbone's).
@@ -109,7 +109,7 @@ pub enum Command {
         /// Backbone name (e.g. efficientnet-lite0, efficientnet-b4, resnet18).
         #[arg(long)]
         backbone: String,
-        /// ONNX weights file with its classifier (default: the embedded weights, efficientnet-lite0 only).
+        /// ONNX or PyTorch `.pth` weights file with its classifier (default: the embedded weights, efficientnet-lite0 only).
         #[arg(long)]
         weights: Option<PathBuf>,
         /// Also write the report as JSON to this file (written on failure too).
@@ -322,7 +322,7 @@ fn check_pretrained(
 ) -> Result<()> {
     let spec: backbone::BackboneSpec = name.parse()?;
     let source = match weights {
-        Some(path) => backbone::WeightsSource::Onnx(path),
+        Some(path) => backbone::WeightsSource::from_file(path),
         None => backbone::WeightsSource::Embedded,
     };
     let classifier = backbone::Classifier::imagenet(spec, source, device.parse()?)?;

@@ -113,55 +113,61 @@ impl Resolved {
     }
 }
 
-/// A backbone name -> (architecture, weights); a path to an `.onnx` file -> the architecture
-/// recognised from its parameters.
+/// A backbone name -> (architecture, weights); a path to an `.onnx` or PyTorch `.pth` /
+/// `.pt` file -> the architecture recognised from its parameters.
 fn resolve_backbone(name: &str) -> Result<(BackboneSpec, WeightsSource)> {
     let as_path = Path::new(name);
-    if name.ends_with(".onnx") || as_path.is_file() {
+    if name.ends_with(".onnx") || backbone::is_pytorch_file(as_path) || as_path.is_file() {
         if !as_path.is_file() {
-            bail!("--backbone {name}: no such ONNX file");
+            bail!("--backbone {name}: no such weights file");
         }
-        let spec = detect_architecture(as_path)?;
-        return Ok((spec, WeightsSource::Onnx(as_path.to_path_buf())));
+        let source = WeightsSource::from_file(as_path);
+        let spec = detect_architecture(as_path, &source)?;
+        return Ok((spec, source));
     }
     let spec = BackboneSpec::from_str(name).map_err(|e| anyhow::anyhow!("--backbone {name:?}: {e}"))?;
     if spec.has_embedded_weights() {
         return Ok((spec, WeightsSource::Embedded));
     }
     let dir = weights_dir().join(&spec.name);
-    let onnx: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("onnx")))
+                .filter(|p| {
+                    p.extension().is_some_and(|x| x.eq_ignore_ascii_case("onnx")) || backbone::is_pytorch_file(p)
+                })
                 .collect()
         })
         .unwrap_or_default();
-    match onnx.as_slice() {
-        [file] => Ok((spec, WeightsSource::Onnx(file.clone()))),
+    match files.as_slice() {
+        [file] => Ok((spec, WeightsSource::from_file(file.clone()))),
         [] => bail!(
             "--backbone {name}: no weights in {} - run `cargo xtask download weights --backbone {name}` \
-             (or set GAUSSAD_WEIGHTS_DIR, or pass --backbone PATH.onnx)",
+             (or set GAUSSAD_WEIGHTS_DIR, or pass --backbone PATH.onnx / PATH.pth)",
             dir.display()
         ),
-        _ => bail!("--backbone {name}: several .onnx files in {}; keep one or pass --backbone PATH.onnx", dir.display()),
+        _ => bail!(
+            "--backbone {name}: several weights files (.onnx / .pth) in {}; keep one or pass --backbone PATH",
+            dir.display()
+        ),
     }
 }
 
-/// Recognises which known architecture an ONNX file holds: the one whose every parameter
+/// Recognises which known architecture a weights file holds: the one whose every parameter
 /// shape its weights match (the loader checks each one).
-fn detect_architecture(path: &Path) -> Result<BackboneSpec> {
+fn detect_architecture(path: &Path, source: &WeightsSource) -> Result<BackboneSpec> {
     let mut tried = Vec::new();
     for name in BackboneName::all() {
         let spec = BackboneSpec::from_name(name);
         let pre = Preprocess::new(spec.default_input_size());
-        match FeatureExtractor::new(spec.clone(), WeightsSource::Onnx(path.to_path_buf()), &[0], pre, Device::Cpu) {
+        match FeatureExtractor::new(spec.clone(), source.clone(), &[0], pre, Device::Cpu) {
             Ok(_) => return Ok(spec),
             Err(e) => tried.push(format!("  {name}: {e}")),
         }
     }
     bail!(
-        "--backbone {}: the ONNX file matches none of the known architectures:\n{}",
+        "--backbone {}: the weights file matches none of the known architectures:\n{}",
         path.display(),
         tried.join("\n")
     )
