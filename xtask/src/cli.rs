@@ -67,13 +67,47 @@ pub enum Backbone {
 }
 
 impl Backbone {
-    /// The registry entry of this backbone.
+    /// The registry entry of this backbone (its ONNX Model Zoo file).
     pub fn artifact(self) -> &'static Artifact {
         match self {
             Backbone::EfficientNetB4 => &registry::EFFICIENTNET_B4,
             Backbone::Resnet18 => &registry::RESNET18,
         }
     }
+
+    /// The backbone's name as gaussad spells it (also its folder under `weights/`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backbone::EfficientNetB4 => "efficientnet-b4",
+            Backbone::Resnet18 => "resnet18",
+        }
+    }
+
+    /// The registry entry of this backbone from `source`.
+    pub fn artifact_from(self, source: WeightsProvider) -> Result<&'static Artifact> {
+        match (self, source) {
+            (b, WeightsProvider::OnnxZoo) => Ok(b.artifact()),
+            (Backbone::Resnet18, WeightsProvider::Torchvision) => Ok(&registry::RESNET18_TORCHVISION),
+            (Backbone::EfficientNetB4, WeightsProvider::Torchvision) => Err(Error::NoSuchSource {
+                backbone: self.name().to_owned(),
+                source_name: "torchvision".to_owned(),
+                reason: "torchvision's EfficientNet layout (`features.N...`) is not supported by the backbone crate; use the ONNX Model Zoo file (the default)".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Where `download weights` fetches from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum WeightsProvider {
+    /// The ONNX Model Zoo export (full SHA-256 known).
+    #[default]
+    #[value(name = "onnx-zoo")]
+    OnnxZoo,
+    /// torchvision's published `.pth` state dict (only an 8-hex SHA-256 prefix known);
+    /// ResNet-18 only.
+    #[value(name = "torchvision")]
+    Torchvision,
 }
 
 /// Options shared by every download.
@@ -109,6 +143,10 @@ pub struct WeightsArgs {
     /// with the downloaded network through `cargo run -p gaussad -- check-pretrained`).
     #[arg(long)]
     pub skip_pretrained_check: bool,
+    /// Which publisher's file: `onnx-zoo` (default; full SHA-256 known) or `torchvision`
+    /// (a `.pth` state dict, ResNet-18 only; only an 8-hex SHA-256 prefix is published).
+    #[arg(long = "source", value_enum, default_value = "onnx-zoo")]
+    pub provider: WeightsProvider,
     /// Source and verification options.
     #[command(flatten)]
     pub source: SourceArgs,
@@ -158,7 +196,9 @@ pub fn resolve_expected(
             })
         }
         (None, Some(known)) => Expected::sha256(known, artifact.size),
-        (None, None) if trust_unverified => Ok(Expected {
+        // Only a prefix is published (torchvision): the content is checked against it after
+        // the transfer (`check_prefix`), then by the pretrained check.
+        (None, None) if trust_unverified || artifact.sha256_prefix.is_some() => Ok(Expected {
             sha256: None,
             size: artifact.size,
         }),
@@ -238,7 +278,8 @@ pub fn download_weights_with(
     args: &WeightsArgs,
     checker: &dyn PretrainedChecker,
 ) -> Result<FetchReport> {
-    let artifact = args.backbone.artifact();
+    let artifact = args.backbone.artifact_from(args.provider)?;
+    let name = args.backbone.name();
     let expected = resolve_expected(
         artifact,
         args.source.sha256.as_deref(),
@@ -248,12 +289,13 @@ pub fn download_weights_with(
         .source
         .dest
         .clone()
-        .unwrap_or_else(|| workspace_root().join("weights").join(artifact.name));
+        .unwrap_or_else(|| workspace_root().join("weights").join(name));
     let dest = dest_dir.join(artifact.file_name);
     if args.skip_pretrained_check {
         let kept = unverified_path(&dest);
         let report = if !dest.is_file() && kept.is_file() {
             let (sha256, size) = verify_file(&kept, &expected)?;
+            check_prefix(artifact, &kept, &sha256)?;
             std::fs::rename(&kept, &dest)
                 .map_err(|e| Error::io(format!("rename {} to", kept.display()), &dest, e))?;
             FetchReport {
@@ -263,7 +305,9 @@ pub fn download_weights_with(
                 outcome: Outcome::AlreadyPresent,
             }
         } else {
-            fetch(artifact, &args.source, &dest, &expected)?
+            let report = fetch(artifact, &args.source, &dest, &expected)?;
+            check_prefix(artifact, &report.path, &report.sha256)?;
+            report
         };
         eprintln!(
             "WARNING: {} was installed WITHOUT the ImageNet-pretrained check (--skip-pretrained-check): its checksum is verified, but nothing shows that these weights are trained",
@@ -273,6 +317,7 @@ pub fn download_weights_with(
     }
     if dest.is_file()
         && let Ok((sha256, size)) = verify_file(&dest, &expected)
+        && check_prefix(artifact, &dest, &sha256).is_ok()
     {
         let report = FetchReport {
             path: dest.clone(),
@@ -289,18 +334,35 @@ pub fn download_weights_with(
                 dest.display()
             );
         }
-        check_and_install(checker, artifact.name, &dest, &dest)?;
+        check_and_install(checker, name, &dest, &dest)?;
         return Ok(report);
     }
     let staged = unchecked_path(&dest);
     let mut report = fetch(artifact, &args.source, &staged, &expected)?;
+    check_prefix(artifact, &staged, &report.sha256)?;
     if !args.source.quiet {
         eprintln!(
             "checksum OK; checking that the weights are ImageNet-pretrained (cargo run --release -p gaussad -- check-pretrained; the first build takes a few minutes)"
         );
     }
-    report.path = check_and_install(checker, artifact.name, &staged, &dest)?;
+    report.path = check_and_install(checker, name, &staged, &dest)?;
     Ok(report)
+}
+
+/// For an artifact with only a known SHA-256 prefix (torchvision): checks it; a file that
+/// fails is deleted (it is the wrong or a corrupt file) and the error names both.
+pub fn check_prefix(artifact: &Artifact, path: &Path, sha256: &str) -> Result<()> {
+    match artifact.sha256_prefix {
+        Some(prefix) if !sha256.starts_with(prefix) => {
+            let _ = std::fs::remove_file(path);
+            Err(Error::ChecksumMismatch {
+                file: path.to_owned(),
+                expected: format!("{prefix}... (prefix published in the file name)"),
+                got: sha256.to_owned(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The result of `download mvtec`.
@@ -398,8 +460,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("  url:      {}", a.url(None));
                 println!(
                     "  sha256:   {}",
-                    a.sha256
-                        .unwrap_or("(none confirmed: needs --sha256 or --trust-unverified)")
+                    match (a.sha256, a.sha256_prefix) {
+                        (Some(h), _) => h.to_owned(),
+                        (None, Some(p)) => format!("{p}... (published prefix only; the pretrained check is the real gate)"),
+                        (None, None) => "(none confirmed: needs --sha256 or --trust-unverified)".to_owned(),
+                    }
                 );
                 println!(
                     "  size:     {}",

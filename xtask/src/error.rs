@@ -143,6 +143,16 @@ pub enum Error {
         /// The artifact's name.
         artifact: String,
     },
+    /// `download weights --source S` for a backbone that S does not publish in a supported form.
+    #[error("no {source_name} weights for {backbone}: {reason}")]
+    NoSuchSource {
+        /// The backbone asked for.
+        backbone: String,
+        /// The source asked for.
+        source_name: String,
+        /// Why not.
+        reason: String,
+    },
     /// The downloaded weights passed the checksum but failed the ImageNet-pretrained check.
     /// The file is kept under `kept` (not installed), with the check's JSON report beside it.
     #[error(

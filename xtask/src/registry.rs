@@ -16,6 +16,11 @@ pub struct Artifact {
     pub base_url: &'static str,
     /// Expected SHA-256, lower-case hex; `None` when no published checksum was confirmed.
     pub sha256: Option<&'static str>,
+    /// Known leading hex digits of the SHA-256 when the full checksum is not published
+    /// (torchvision's convention: the 8 hex digits in its file names, which `torch.hub`
+    /// checks). A weaker check than `sha256`: it catches corrupt or wrong files, not a
+    /// deliberately crafted one.
+    pub sha256_prefix: Option<&'static str>,
     /// Expected size in bytes, where published.
     pub size: Option<u64>,
     /// Where the checksum (and size) come from.
@@ -43,6 +48,7 @@ pub const EFFICIENTNET_B4: Artifact = Artifact {
     // Git LFS content is served by the media endpoint; pinned to the commit the checksum was read at.
     base_url: "https://media.githubusercontent.com/media/onnx/models/d7a7b063b2e99022c43f3c9e550ad49c560d079a/Computer_Vision/efficientnet_b4_Opset16_timm",
     sha256: Some("61152f54ca5aa4c271cb8dcbfdff4e15aac38b774b80e38418fcce069d1eba06"),
+    sha256_prefix: None,
     size: Some(77_233_636),
     checksum_source: "Git LFS pointer of Computer_Vision/efficientnet_b4_Opset16_timm/efficientnet_b4_Opset16.onnx in github.com/onnx/models (commit d7a7b063)",
     license: "Apache-2.0 (ONNX Model Zoo)",
@@ -57,9 +63,27 @@ pub const RESNET18: Artifact = Artifact {
     file_name: "resnet18_Opset16.onnx",
     base_url: "https://media.githubusercontent.com/media/onnx/models/69d69010b7ed6ba9438c392943d2715026792d40/Computer_Vision/resnet18_Opset16_torch_hub",
     sha256: Some("c1d4d6ca5f18fd516165ed2192bf15a0cb28ac9c02a6c0089249dcdc802f3c86"),
+    sha256_prefix: None,
     size: Some(46_748_516),
     checksum_source: "Git LFS pointer of Computer_Vision/resnet18_Opset16_torch_hub/resnet18_Opset16.onnx in github.com/onnx/models (commit 69d69010)",
     license: "Apache-2.0 (ONNX Model Zoo)",
+};
+
+/// ResNet-18 from torchvision (`IMAGENET1K_V1`), the second source of ResNet-18 weights: a
+/// PyTorch state dict loaded through burn-store (`backbone`'s `WeightsSource::Pytorch`).
+///
+/// torchvision publishes no full checksum, only the first 8 hex digits of the SHA-256 in the
+/// file name (what `torch.hub`'s `check_hash` verifies); that prefix is checked, and the
+/// pretrained check is the real gate.
+pub const RESNET18_TORCHVISION: Artifact = Artifact {
+    name: "resnet18-torchvision",
+    file_name: "resnet18-f37072fd.pth",
+    base_url: "https://download.pytorch.org/models",
+    sha256: None,
+    sha256_prefix: Some("f37072fd"),
+    size: None,
+    checksum_source: "torchvision's file-name hash prefix (first 8 hex digits of the SHA-256, as torch.hub's check_hash verifies); no full checksum is published",
+    license: "BSD-3-Clause (torchvision)",
 };
 
 /// The full MVTec AD archive (about 4.9 GB), from MVTec's download server.
@@ -68,13 +92,14 @@ pub const MVTEC_AD: Artifact = Artifact {
     file_name: "mvtec_anomaly_detection.tar.xz",
     base_url: "https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f283/download/420938113-1629960298",
     sha256: Some("cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d"),
+    sha256_prefix: None,
     size: None,
     checksum_source: "anomalib's MVTec AD datamodule (DOWNLOAD_INFO.hashsum, SHA-256; src/anomalib/data/datamodules/image/mvtecad.py)",
     license: "CC BY-NC-SA 4.0 (MVTec AD; non-commercial use only)",
 };
 
 /// Every artifact, for listing.
-pub const ARTIFACTS: &[Artifact] = &[EFFICIENTNET_B4, RESNET18, MVTEC_AD];
+pub const ARTIFACTS: &[Artifact] = &[EFFICIENTNET_B4, RESNET18, RESNET18_TORCHVISION, MVTEC_AD];
 
 /// The fifteen MVTec AD categories (top-level folders of the archive).
 pub const MVTEC_CATEGORIES: [&str; 15] = [

@@ -352,3 +352,82 @@ fn cargo_checker_reads_the_report_and_exit_status() {
     let err = missing.check("resnet18", &weights, &report).unwrap_err();
     assert!(err.to_string().contains("cannot start cargo"), "{err}");
 }
+
+fn torchvision_args(dest: &Path, server: &Server, backbone: &str) -> WeightsArgs {
+    let base = server.base();
+    let cli = Cli::try_parse_from([
+        "xtask",
+        "download",
+        "weights",
+        "--backbone",
+        backbone,
+        "--source",
+        "torchvision",
+        "--quiet",
+        "--dest",
+        dest.to_str().unwrap(),
+        "--mirror",
+        &base,
+    ])
+    .unwrap();
+    let Command::Download(Download::Weights(w)) = cli.command else {
+        panic!("parsed wrong command")
+    };
+    w
+}
+
+#[test]
+fn torchvision_source_fetches_the_pth_and_rejects_content_without_the_published_prefix() {
+    // Random bytes cannot have the SHA-256 prefix f37072fd of torchvision's resnet18 file.
+    let data = bytes(20_000, 77);
+    assert!(!sha_hex(&data).starts_with("f37072fd"));
+    let server = Server::start(&[("resnet18-f37072fd.pth", &data)]);
+    let dir = tempfile::tempdir().unwrap();
+    let args = torchvision_args(dir.path(), &server, "resnet18");
+    let stub = Stub::new(Some(Verdict::Passed));
+    let err = download_weights_with(&args, &stub).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::ChecksumMismatch { .. }), "{msg}");
+    assert!(msg.contains("f37072fd") && msg.contains(&sha_hex(&data)), "{msg}");
+    // The file was requested under torchvision's name, never checked, and nothing is left.
+    assert!(server.seen().iter().any(|r| r.path.contains("resnet18-f37072fd.pth")));
+    assert!(stub.calls.borrow().is_empty());
+    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+}
+
+#[test]
+fn torchvision_source_is_refused_for_efficientnet_b4() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let args = torchvision_args(dir.path(), &server, "efficientnet-b4");
+    let err = download_weights_with(&args, &Stub::new(Some(Verdict::Passed))).unwrap_err();
+    assert!(matches!(err, Error::NoSuchSource { .. }), "{err}");
+    assert!(err.to_string().contains("torchvision"));
+    assert!(server.seen().is_empty());
+}
+
+#[test]
+fn sha256_prefix_check_accepts_a_matching_prefix_and_deletes_a_mismatching_file() {
+    let data = bytes(5_000, 3);
+    let sha = sha_hex(&data);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("net-xxxxxxxx.pth");
+    fs::write(&file, &data).unwrap();
+    let prefix: &'static str = Box::leak(sha[..8].to_owned().into_boxed_str());
+    let good = xtask::registry::Artifact {
+        sha256_prefix: Some(prefix),
+        ..xtask::registry::RESNET18_TORCHVISION
+    };
+    xtask::cli::check_prefix(&good, &file, &sha).unwrap();
+    assert!(file.is_file());
+    let bad = xtask::registry::Artifact {
+        sha256_prefix: Some("00000000"),
+        ..xtask::registry::RESNET18_TORCHVISION
+    };
+    if sha.starts_with("00000000") {
+        panic!("fixture bytes happen to hash to the bad prefix; change the seed");
+    }
+    let err = xtask::cli::check_prefix(&bad, &file, &sha).unwrap_err();
+    assert!(matches!(err, Error::ChecksumMismatch { .. }));
+    assert!(!file.exists(), "a file failing the prefix check is deleted");
+}
