@@ -3,21 +3,13 @@
 mod common;
 
 use clap::Parser;
-use common::{Server, bytes};
-use sha2::{Digest, Sha256};
+use common::{Server, bytes, sha_hex};
 use std::fs;
 use std::io::Write;
 use xtask::Error;
 use xtask::cli::{Cli, Command, Download, download_mvtec, download_weights, resolve_expected, run};
 use xtask::fetch::Outcome;
 use xtask::registry::{self, Artifact};
-
-fn sha_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn parse(args: &[&str]) -> Cli {
     Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).unwrap()

@@ -3,10 +3,8 @@
 
 mod common;
 
-use common::{Mode, Server, bytes};
-use sha2::{Digest, Sha256};
+use common::{Mode, Server, bytes, names_in, sha_hex};
 use std::fs;
-use std::path::Path;
 use xtask::Error;
 use xtask::fetch::{
     Expected, FetchOptions, Outcome, download, import_file, part_path, sha256_file,
@@ -15,27 +13,11 @@ use xtask::fetch::{
 const QUIET: FetchOptions = FetchOptions { quiet: true };
 
 /// Reference checksum straight from the `sha2` crate (not through xtask's code).
-fn sha_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn expect(data: &[u8]) -> Expected {
     Expected {
         sha256: Some(sha_hex(data)),
         size: Some(data.len() as u64),
     }
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

@@ -10,8 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use common::{Server, bytes};
-use sha2::{Digest, Sha256};
+use common::{Server, bytes, names_in, sha_hex};
 use xtask::Error;
 use xtask::cli::{Cli, Command, Download, WeightsArgs, download_weights_with};
 use xtask::fetch::Outcome;
@@ -19,13 +18,6 @@ use xtask::pretrained::{
     CargoChecker, PretrainedChecker, Verdict, read_report, report_path, unchecked_path,
     unverified_path,
 };
-
-fn sha_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Answers with a fixed verdict (or fails to run), writing a report like gaussad's.
 struct Stub {
@@ -88,15 +80,6 @@ fn weights_args(dest: &Path, server: &Server, sha: &str, extra: &[&str]) -> Weig
         panic!("parsed wrong command")
     };
     w
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
@@ -173,7 +156,7 @@ fn accepted_weights_get_their_final_name_and_report_and_are_not_checked_twice() 
         dir.path().join("resnet18_Opset16.unchecked.onnx")
     );
     assert_eq!(
-        names(dir.path()),
+        names_in(dir.path()),
         [
             "resnet18_Opset16.onnx",
             "resnet18_Opset16.onnx.pretrained.json"
@@ -217,7 +200,7 @@ fn rejected_weights_are_kept_as_unverified_and_skip_installs_them_without_a_new_
         "{msg}"
     );
     assert_eq!(
-        names(dir.path()),
+        names_in(dir.path()),
         [
             "resnet18_Opset16.unverified.onnx",
             "resnet18_Opset16.unverified.onnx.pretrained.json"
@@ -250,14 +233,14 @@ fn a_check_that_cannot_run_keeps_the_verified_file_for_the_next_run() {
         "{err:?}"
     );
     assert!(err.to_string().contains("--skip-pretrained-check"), "{err}");
-    assert_eq!(names(dir.path()), ["resnet18_Opset16.unchecked.onnx"]);
+    assert_eq!(names_in(dir.path()), ["resnet18_Opset16.unchecked.onnx"]);
     // Next run: the staged file verifies (no download) and is checked and installed.
     let requests = server.seen().len();
     let r = download_weights_with(&args, &Stub::new(Some(Verdict::Passed))).unwrap();
     assert_eq!(r.outcome, Outcome::AlreadyPresent);
     assert_eq!(server.seen().len(), requests);
     assert_eq!(
-        names(dir.path()),
+        names_in(dir.path()),
         [
             "resnet18_Opset16.onnx",
             "resnet18_Opset16.onnx.pretrained.json"
@@ -279,7 +262,7 @@ fn an_installed_file_without_a_report_is_checked_in_place() {
     assert_eq!(stub.calls.borrow()[0].1, dest);
     assert!(server.seen().is_empty());
     assert_eq!(
-        names(dir.path()),
+        names_in(dir.path()),
         [
             "resnet18_Opset16.unverified.onnx",
             "resnet18_Opset16.unverified.onnx.pretrained.json"
@@ -392,7 +375,7 @@ fn torchvision_source_fetches_the_pth_and_rejects_content_without_the_published_
     // The file was requested under torchvision's name, never checked, and nothing is left.
     assert!(server.seen().iter().any(|r| r.path.contains("resnet18-f37072fd.pth")));
     assert!(stub.calls.borrow().is_empty());
-    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    assert!(names_in(dir.path()).is_empty(), "{:?}", names_in(dir.path()));
 }
 
 #[test]
