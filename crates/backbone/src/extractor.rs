@@ -19,7 +19,8 @@ use crate::preprocess::{Preprocess, load_image, normalize, resize_and_crop};
 use crate::spec::{BackboneSpec, PaddingMode, Plan};
 
 /// The committed EfficientNet-Lite0 ONNX file (Apache-2.0, see `weights/`).
-pub(crate) static LITE0_ONNX: &[u8] = include_bytes!("../weights/efficientnet-lite0/efficientnet-lite0.onnx");
+pub(crate) static LITE0_ONNX: &[u8] =
+    include_bytes!("../weights/efficientnet-lite0/efficientnet-lite0.onnx");
 
 /// Where the weights come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

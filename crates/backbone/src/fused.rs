@@ -64,6 +64,43 @@ pub(crate) fn squeeze_excite_ref<B: Backend>(
     y * g.expand(shape)
 }
 
+/// The convolutions of one inverted-residual (MBConv) block.
+pub(crate) struct MbConvs<'a, B: Backend> {
+    /// Expand 1x1, if the block has one.
+    pub expand: Option<&'a Conv<B>>,
+    /// Depthwise k x k.
+    pub dw: &'a Conv<B>,
+    /// Squeeze-excitation reduce and expand.
+    pub se: Option<(&'a Conv<B>, &'a Conv<B>)>,
+    /// Project 1x1 (no activation).
+    pub project: &'a Conv<B>,
+    /// Whether the input is added to the output.
+    pub skip: bool,
+}
+
+type ConvFn<B> = fn(Tensor<B, 4>, &Conv<B>, Act, Option<Tensor<B, 4>>) -> Tensor<B, 4>;
+type SeFn<B> = fn(Tensor<B, 4>, &Conv<B>, &Conv<B>, Act) -> Tensor<B, 4>;
+
+/// An MBConv block as a sequence of convolution and SE calls.
+pub(crate) fn mb_compose<B: Backend>(
+    x: Tensor<B, 4>,
+    blk: &MbConvs<'_, B>,
+    act: Act,
+    conv: ConvFn<B>,
+    se: SeFn<B>,
+) -> Tensor<B, 4> {
+    let input = blk.skip.then(|| x.clone());
+    let mut y = match blk.expand {
+        Some(e) => conv(x, e, act, None),
+        None => x,
+    };
+    y = conv(y, blk.dw, act, None);
+    if let Some((r, e)) = blk.se {
+        y = se(y, r, e, act);
+    }
+    conv(y, blk.project, Act::Identity, input)
+}
+
 /// Fused operations of the networks; defaults use burn ops.
 pub(crate) trait FusedOps: Backend {
     /// `act(conv(x) + bias (+ residual))`.
@@ -83,6 +120,11 @@ pub(crate) trait FusedOps: Backend {
         act: Act,
     ) -> Tensor<Self, 4> {
         squeeze_excite_ref(y, reduce, expand, act)
+    }
+    /// A whole inverted-residual block (activation `act` after expand, depthwise and the
+    /// SE reduce).
+    fn mb_block(x: Tensor<Self, 4>, blk: &MbConvs<'_, Self>, act: Act) -> Tensor<Self, 4> {
+        mb_compose(x, blk, act, Self::conv_bias_act, Self::squeeze_excite)
     }
 }
 
@@ -110,6 +152,13 @@ fn from_vec(v: Vec<f32>, shape: [usize; 4]) -> Tensor<Flex, 4> {
         DType::F32,
     );
     Tensor::from_primitive(TensorPrimitive::Float(p))
+}
+
+fn dense(p: &(FlexTensor, FlexTensor)) -> cpu::Dense<'_> {
+    cpu::Dense {
+        w: flex_slice(&p.0),
+        b: flex_slice(&p.1),
+    }
 }
 
 fn param_slice<const D: usize>(t: &Tensor<Flex, D>) -> Option<FlexTensor> {
@@ -210,6 +259,76 @@ impl FusedOps for Flex {
         } else {
             squeeze_excite_ref(y, reduce, expand, act)
         }
+    }
+
+    fn mb_block(x: Tensor<Flex, 4>, blk: &MbConvs<'_, Flex>, act: Act) -> Tensor<Flex, 4> {
+        mb_block_flex(x, blk, act)
+            .unwrap_or_else(|x| mb_compose(x, blk, act, Self::conv_bias_act, Self::squeeze_excite))
+    }
+}
+
+/// The channels-last MBConv kernel ([`cpu::mbconv`]) on a flex batch; `Err(x)` (the
+/// input back) when a shape, dtype or buffer does not suit it.
+#[allow(clippy::result_large_err)] // the error is the input tensor handed back, not a copy
+fn mb_block_flex(
+    x: Tensor<Flex, 4>,
+    blk: &MbConvs<'_, Flex>,
+    act: Act,
+) -> Result<Tensor<Flex, 4>, Tensor<Flex, 4>> {
+    let fallback = Err;
+    let params = |c: &Conv<Flex>| Some((param_slice(&c.weight)?, param_slice(&c.bias)?));
+    let pointwise = |c: &Conv<Flex>| c.def.kernel == 1 && c.def.stride == 1 && c.def.groups == 1;
+    let [n, cin, h, w] = x.dims();
+    let dw = blk.dw;
+    let cexp = dw.def.in_ch;
+    let shapes_ok = x.dtype() == DType::F32
+        && blk
+            .expand
+            .is_none_or(|e| pointwise(e) && e.def.in_ch == cin && e.def.out_ch == cexp)
+        && (blk.expand.is_some() || cexp == cin)
+        && dw.def.groups == cexp
+        && dw.def.out_ch == cexp
+        && blk.se.is_none_or(|(r, e)| pointwise(r) && pointwise(e))
+        && pointwise(blk.project)
+        && blk.project.def.in_ch == cexp;
+    if !shapes_ok {
+        return fallback(x);
+    }
+    // owned handles on the parameter storage, borrowed as slices below
+    let (Some(pd), Some(pp)) = (params(dw), params(blk.project)) else {
+        return fallback(x);
+    };
+    let pe = match blk.expand.map(params) {
+        Some(None) => return fallback(x),
+        other => other.flatten(),
+    };
+    let pse = match blk.se.map(|(r, e)| Some((params(r)?, params(e)?))) {
+        Some(None) => return fallback(x),
+        other => other.flatten(),
+    };
+    let (t, b) = dw.def.pads(h);
+    let (l, r) = dw.def.pads(w);
+    let block = cpu::MbBlock {
+        cin,
+        cexp,
+        cout: blk.project.def.out_ch,
+        expand: pe.as_ref().map(dense),
+        dw: dense(&pd),
+        k: dw.def.kernel,
+        stride: dw.def.stride,
+        pads: [t, b, l, r],
+        se: pse.as_ref().map(|(r, e)| (dense(r), dense(e))),
+        project: dense(&pp),
+        act,
+        skip: blk.skip,
+    };
+    let xp = flex_f32(x);
+    match cpu::mbconv(flex_slice(&xp), n, h, w, &block) {
+        Some(v) => {
+            let (oh, ow) = block.out_hw(h, w);
+            Ok(from_vec(v, [n, block.cout, oh, ow]))
+        }
+        None => fallback(Tensor::from_primitive(TensorPrimitive::Float(xp))),
     }
 }
 
@@ -346,6 +465,76 @@ mod tests {
             let want = squeeze_excite_ref(y.clone(), &reduce, &expand, act);
             let got = <Flex as FusedOps>::squeeze_excite(y, &reduce, &expand, act);
             assert_close(got, want)?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+        /// The channels-last MBConv kernel (expand GEMM through strides, NHWC depthwise
+        /// with 16/8/1-channel chunks and border pixels, SE folded into the project
+        /// weights or into the activations, project GEMM + residual) against the same
+        /// block as burn ops (`conv2d` + bias + activation, SE, add).
+        #[test]
+        fn mb_block_matches_burn_ops(
+            n in 1usize..3,
+            cin in 1usize..20,
+            expand_to in prop::option::of(1usize..41),
+            cout in 1usize..20,
+            h in 1usize..20,
+            w in 1usize..20,
+            k in prop::sample::select(vec![3usize, 5]),
+            stride in 1usize..3,
+            tf_same in any::<bool>(),
+            se_rd in prop::option::of(1usize..8),
+            swish in any::<bool>(),
+            skip in any::<bool>(),
+            seed in 0u64..1000,
+        ) {
+            let padding = if tf_same { PaddingMode::TfSame } else { PaddingMode::Symmetric };
+            let pw = |i, o| ConvDef::pointwise("p".into(), None, i, o, padding);
+            let cexp = expand_to.unwrap_or(cin);
+            let dw_def = ConvDef {
+                name: "dw".into(),
+                bn_name: None,
+                in_ch: cexp,
+                out_ch: cexp,
+                kernel: k,
+                stride,
+                groups: cexp,
+                padding,
+            };
+            let (t, b) = dw_def.pads(h);
+            let (l, r) = dw_def.pads(w);
+            prop_assume!(h + t + b >= k && w + l + r >= k);
+            let (oh, ow) = (dw_def.out_size(h), dw_def.out_size(w));
+            let skip = skip && cout == cin && (oh, ow) == (h, w);
+            let expand = expand_to.map(|c| make_conv(pw(cin, c), seed));
+            let dw = make_conv(dw_def, seed + 1);
+            let se = se_rd.map(|rd| (make_conv(pw(cexp, rd), seed + 2), make_conv(pw(rd, cexp), seed + 3)));
+            let project = make_conv(pw(cexp, cout), seed + 4);
+            let blk = MbConvs {
+                expand: expand.as_ref(),
+                dw: &dw,
+                se: se.as_ref().map(|(a, b)| (a, b)),
+                project: &project,
+                skip,
+            };
+            let act = if swish { Act::Swish } else { Act::Relu6 };
+            let x = tensor(values(n * cin * h * w, seed + 7), [n, cin, h, w]);
+            let want = mb_compose(x.clone(), &blk, act, conv_bias_act_ref, squeeze_excite_ref);
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build();
+            let pool = pool.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            // images over the threads (inside a worker) ...
+            let nested = pool.install(|| mb_block_flex(x.clone(), &blk, act).ok());
+            // ... and, from outside the pool, steps split over the threads when n is
+            // below the thread count
+            let outside = mb_block_flex(x, &blk, act).ok();
+            let (Some(nested), Some(outside)) = (nested, outside) else {
+                return Err(TestCaseError::fail("the channels-last kernel refused the block"));
+            };
+            assert_close(nested, want.clone())?;
+            assert_close(outside, want)?;
         }
     }
 

@@ -45,8 +45,8 @@ mod extractor;
 mod fused;
 mod model;
 mod onnx;
-pub mod pretrained;
 mod preprocess;
+pub mod pretrained;
 mod spec;
 mod torch;
 
@@ -62,8 +62,8 @@ pub use preprocess::{
     IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image, normalize, preprocess, resize_and_crop,
     resize_bilinear_pil,
 };
-pub use torch::is_pytorch_file;
 pub use spec::{
     Activation, Architecture, BackboneName, BackboneSpec, EfficientNetConfig, MbStage, PaddingMode,
     ResNetConfig, efficientnet_b0_stages,
 };
+pub use torch::is_pytorch_file;

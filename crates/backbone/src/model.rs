@@ -6,7 +6,7 @@ use burn::tensor::ops::PaddedConvOptions;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::cpu::Act;
-use crate::fused::FusedOps;
+use crate::fused::{FusedOps, MbConvs};
 use crate::spec::{BlockPlan, ConvDef, Plan, PlanKind};
 
 /// Folded convolution weights (conv + batch norm), in a plan's forward order.
@@ -100,16 +100,14 @@ impl<B: FusedOps> Model<B> {
                         project,
                         skip,
                     } => {
-                        let input = skip.then(|| x.clone());
-                        let mut y = match expand {
-                            Some(e) => conv(*e, x, a, None),
-                            None => x,
+                        let blk = MbConvs {
+                            expand: expand.map(c),
+                            dw: c(*dw),
+                            se: se.map(|(r, e)| (c(r), c(e))),
+                            project: c(*project),
+                            skip: *skip,
                         };
-                        y = conv(*dw, y, a, None);
-                        if let Some((r, e)) = se {
-                            y = B::squeeze_excite(y, c(*r), c(*e), a);
-                        }
-                        conv(*project, y, Act::Identity, input)
+                        B::mb_block(x, &blk, a)
                     }
                     BlockPlan::Res { convs, down } => {
                         let id = match down {

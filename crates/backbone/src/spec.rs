@@ -446,7 +446,16 @@ impl ConvDef {
         out_ch: usize,
         padding: PaddingMode,
     ) -> Self {
-        Self { name, bn_name, in_ch, out_ch, kernel: 1, stride: 1, groups: 1, padding }
+        Self {
+            name,
+            bn_name,
+            in_ch,
+            out_ch,
+            kernel: 1,
+            stride: 1,
+            groups: 1,
+            padding,
+        }
     }
     pub fn weight_shape(&self) -> [usize; 4] {
         [
@@ -575,7 +584,13 @@ fn plan_efficientnet(c: &EfficientNetConfig) -> Plan {
             let p = format!("blocks.{si}.{bi}");
             let mid = in_ch * st.expand_ratio;
             let expand = (st.expand_ratio != 1).then(|| {
-                push(ConvDef::pointwise(format!("{p}.conv_pw"), Some(format!("{p}.bn1")), in_ch, mid, pad))
+                push(ConvDef::pointwise(
+                    format!("{p}.conv_pw"),
+                    Some(format!("{p}.bn1")),
+                    in_ch,
+                    mid,
+                    pad,
+                ))
             });
             let dw = push(ConvDef {
                 name: format!("{p}.conv_dw"),
@@ -589,8 +604,20 @@ fn plan_efficientnet(c: &EfficientNetConfig) -> Plan {
             });
             let se = c.se_ratio.map(|r| {
                 let rd = ((in_ch as f64 * r) as usize).max(1);
-                let a = push(ConvDef::pointwise(format!("{p}.se.conv_reduce"), None, mid, rd, pad));
-                let b = push(ConvDef::pointwise(format!("{p}.se.conv_expand"), None, rd, mid, pad));
+                let a = push(ConvDef::pointwise(
+                    format!("{p}.se.conv_reduce"),
+                    None,
+                    mid,
+                    rd,
+                    pad,
+                ));
+                let b = push(ConvDef::pointwise(
+                    format!("{p}.se.conv_expand"),
+                    None,
+                    rd,
+                    mid,
+                    pad,
+                ));
                 (a, b)
             });
             let project = push(ConvDef {
@@ -622,7 +649,13 @@ fn plan_efficientnet(c: &EfficientNetConfig) -> Plan {
         stages.push(blocks);
     }
     let head_ch = c.head();
-    let head = push(ConvDef::pointwise("conv_head".into(), Some("bn2".into()), in_ch, head_ch, pad));
+    let head = push(ConvDef::pointwise(
+        "conv_head".into(),
+        Some("bn2".into()),
+        in_ch,
+        head_ch,
+        pad,
+    ));
     Plan {
         kind: PlanKind::EfficientNet,
         convs,

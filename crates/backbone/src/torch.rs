@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use burn_store::pytorch::PytorchReader;
 use burn_store::TensorSnapshot;
+use burn_store::pytorch::PytorchReader;
 
 use crate::error::{BackboneError, Result};
 use crate::model::ConvWeights;
@@ -85,13 +85,13 @@ impl StateDict {
                 data.dtype
             )));
         }
-        let v = data
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .map_err(|e| BackboneError::WeightsFile {
-                path: self.path.clone(),
-                reason: format!("parameter `{name}`: {e:?}"),
-            })?;
+        let v =
+            data.convert::<f32>()
+                .into_vec::<f32>()
+                .map_err(|e| BackboneError::WeightsFile {
+                    path: self.path.clone(),
+                    reason: format!("parameter `{name}`: {e:?}"),
+                })?;
         let n: usize = shape.iter().product();
         if v.len() != n {
             return Err(BackboneError::WeightsFile {
@@ -146,8 +146,12 @@ impl StateDict {
             };
             if let Some(bn) = &def.bn_name {
                 let p = |k: &str| self.get(&format!("{bn}.{k}"), &[out_ch]);
-                let (gamma, beta, mean, var) =
-                    (p("weight")?, p("bias")?, p("running_mean")?, p("running_var")?);
+                let (gamma, beta, mean, var) = (
+                    p("weight")?,
+                    p("bias")?,
+                    p("running_mean")?,
+                    p("running_var")?,
+                );
                 if let Some(o) = var.iter().position(|&v| v < 0.0) {
                     return Err(self.mismatch(format!(
                         "parameter `{bn}.running_var` has a negative value at channel {o}"

@@ -88,10 +88,17 @@ fn pth_features_match_onnxruntime_on_the_unfolded_network() {
     )
     .unwrap();
     let levels = fx.extract(synthetic_input(2, 64).view()).unwrap();
-    for (l, (got, want)) in levels.iter().zip(r["levels"].as_array().unwrap()).enumerate() {
+    for (l, (got, want)) in levels
+        .iter()
+        .zip(r["levels"].as_array().unwrap())
+        .enumerate()
+    {
         let (rel, norm) = compare(got, want);
         eprintln!("tiny resnet .pth level {l}: rel L2 {rel:.2e}, norm {norm:.2e}");
-        assert!(rel <= 1e-4 && norm <= 1e-4, "level {l}: rel L2 {rel}, norm diff {norm}");
+        assert!(
+            rel <= 1e-4 && norm <= 1e-4,
+            "level {l}: rel L2 {rel}, norm diff {norm}"
+        );
     }
     // The identity is the file's SHA-256, as for ONNX files.
     let sha = fx.identity().weights_sha256;
@@ -129,12 +136,18 @@ fn pth_classifier_logits_match_onnxruntime() {
 fn a_missing_parameter_is_named_with_the_file() {
     // ResNet-18 needs `layer1.1.*`, which the tiny file lacks.
     let spec: BackboneSpec = "resnet18".parse().unwrap();
-    let err = FeatureExtractor::new(spec, pth(), &[0], Preprocess::new(64), Device::Cpu)
-        .unwrap_err();
+    let err =
+        FeatureExtractor::new(spec, pth(), &[0], Preprocess::new(64), Device::Cpu).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, BackboneError::WeightsMismatch { .. }), "{msg}");
+    assert!(
+        matches!(err, BackboneError::WeightsMismatch { .. }),
+        "{msg}"
+    );
     assert!(msg.contains("tiny_resnet.pth"), "{msg}");
-    assert!(msg.contains("layer1.1.conv1.weight") && msg.contains("missing"), "{msg}");
+    assert!(
+        msg.contains("layer1.1.conv1.weight") && msg.contains("missing"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -148,17 +161,23 @@ fn convolutions_the_architecture_lacks_are_rejected() {
     )
     .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, BackboneError::WeightsMismatch { .. }), "{msg}");
+    assert!(
+        matches!(err, BackboneError::WeightsMismatch { .. }),
+        "{msg}"
+    );
     assert!(msg.contains("layer2.0.conv1.weight"), "{msg}");
 }
 
 #[test]
 fn a_resnet_file_is_rejected_for_an_efficientnet() {
     let spec: BackboneSpec = "efficientnet-b0".parse().unwrap();
-    let err = FeatureExtractor::new(spec, pth(), &[0], Preprocess::new(64), Device::Cpu)
-        .unwrap_err();
+    let err =
+        FeatureExtractor::new(spec, pth(), &[0], Preprocess::new(64), Device::Cpu).unwrap_err();
     // The file's convolutions are not in the plan (`conv1.weight` ...): rejected as another network.
-    assert!(matches!(err, BackboneError::WeightsMismatch { .. }), "{err}");
+    assert!(
+        matches!(err, BackboneError::WeightsMismatch { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("conv1.weight"), "{err}");
 }
 

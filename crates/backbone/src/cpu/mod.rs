@@ -11,9 +11,12 @@
 //! Element loops are compiled for AVX-512, AVX2 + FMA and the baseline and picked at run
 //! time ([`simd`]). Images (or planes) are spread over the rayon pool.
 
+mod mbconv;
 mod simd;
 
 use rayon::prelude::*;
+
+pub(crate) use mbconv::{Dense, MbBlock, mbconv};
 
 use simd::{DwGeom, depthwise_plane, epilogue, mean, scale};
 
@@ -97,7 +100,10 @@ impl OutPtr {
 /// for why not the `gemm` crate or burn's matmul). With `threads`, blocks of columns go to
 /// the rayon threads.
 fn sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], threads: bool) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "sgemm: buffer too small");
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "sgemm: buffer too small"
+    );
     let t = rayon::current_num_threads();
     let blocks = if threads && n >= 512 && t > 1 { t } else { 1 };
     let width = n.div_ceil(blocks).div_ceil(16) * 16;
@@ -130,7 +136,60 @@ fn sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], thre
     if blocks == 1 {
         block(0);
     } else {
-        (0..n.div_ceil(width)).into_par_iter().for_each(|i| block(i * width));
+        (0..n.div_ceil(width))
+            .into_par_iter()
+            .for_each(|i| block(i * width));
+    }
+}
+
+/// `c (m x n) = a (m x k) * b (k x n)` single-threaded, each matrix given with its
+/// (row, column) strides, so that transposed views cost nothing (`matrixmultiply` packs
+/// the panels through the strides).
+///
+/// # Panics
+/// If a stride reaches past the end of its slice (a bug in the caller).
+#[allow(clippy::too_many_arguments)]
+fn gemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+    (rsc, csc): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(
+        k > 0
+            && last(m, k, rsa, csa) < a.len()
+            && last(k, n, rsb, csb) < b.len()
+            && last(m, n, rsc, csc) < c.len(),
+        "gemm_strided: strides reach past a buffer"
+    );
+    // SAFETY: every element addressed (row < rows, col < cols) is inside its slice (checked
+    // above); `c` is a unique borrow and aliases neither input.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            0.0,
+            c.as_mut_ptr(),
+            rsc as isize,
+            csc as isize,
+        );
     }
 }
 
@@ -313,8 +372,12 @@ mod tests {
     #[test]
     fn sgemm_matches_naive_product_single_and_blocked() {
         for &(m, k, n) in &[(3usize, 5usize, 7usize), (17, 9, 1000), (8, 33, 2049)] {
-            let a: Vec<f32> = (0..m * k).map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0).collect();
-            let b: Vec<f32> = (0..k * n).map(|i| ((i * 53) % 29) as f32 / 14.0 - 1.0).collect();
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 53) % 29) as f32 / 14.0 - 1.0)
+                .collect();
             let mut want = vec![0.0f64; m * n];
             for i in 0..m {
                 for p in 0..k {
@@ -327,7 +390,10 @@ mod tests {
                 let mut c = vec![f32::NAN; m * n];
                 sgemm(m, n, k, &a, &b, &mut c, threads);
                 for (g, w) in c.iter().zip(&want) {
-                    assert!((*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "{m}x{k}x{n}: {g} vs {w}");
+                    assert!(
+                        (*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
+                        "{m}x{k}x{n}: {g} vs {w}"
+                    );
                 }
             }
         }

@@ -270,6 +270,298 @@ multiversion! {
     ) => depthwise_impl
 }
 
+/// Geometry of a depthwise convolution on one channels-last (`h x w x c`) image.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DwNhwc {
+    /// Input height, width, channels.
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    /// Kernel size, stride.
+    pub k: usize,
+    pub s: usize,
+    /// Top and left padding.
+    pub pt: usize,
+    pub pl: usize,
+    /// Output width.
+    pub ow: usize,
+}
+
+/// Output pixels computed together by the interior depthwise loop.
+const DW_PIXELS: usize = 4;
+
+/// One output row (`oy`) of a channels-last depthwise convolution. Interior pixels
+/// (every horizontal tap inside the image) go [`DW_PIXELS`] at a time without checks;
+/// border pixels one by one with a per-tap column check. Channels: 16, then 8, then 1 at
+/// a time (accumulators in registers).
+///
+/// # Safety
+/// `x.len() >= h * w * c`, `wt.len() >= k * k * c`, `bias.len() >= c`,
+/// `orow.len() >= ow * c`, `c, k, s > 0` (tap rows and columns are clipped to the image
+/// here, so any `oy` and padding are memory-safe).
+#[inline(always)]
+unsafe fn dw_nhwc_row<const F: bool>(
+    x: &[f32],
+    g: &DwNhwc,
+    wt: &[f32],
+    bias: &[f32],
+    act: Act,
+    oy: usize,
+    orow: &mut [f32],
+) {
+    let DwNhwc {
+        h,
+        w,
+        c,
+        k,
+        s,
+        pt,
+        pl,
+        ow,
+    } = *g;
+    let iy0 = (oy * s) as isize - pt as isize;
+    let ky0 = (-iy0).max(0) as usize;
+    let ky1 = (h as isize - iy0).clamp(0, k as isize) as usize;
+    let ox_lo = pl.div_ceil(s).min(ow);
+    let ox_hi = if w + pl >= k {
+        ((w + pl - k) / s + 1).min(ow)
+    } else {
+        0
+    }
+    .max(ox_lo);
+    let rows = RowArgs {
+        x: x.as_ptr(),
+        g,
+        wt: wt.as_ptr(),
+        bias: bias.as_ptr(),
+        act,
+        iy0,
+        ky0,
+        ky1,
+    };
+    let out = orow.as_mut_ptr();
+    let mut ox = 0;
+    while ox < ow {
+        let interior = ox >= ox_lo && ox + DW_PIXELS <= ox_hi;
+        // SAFETY (all calls): interior pixels have every tap column in 0..w (ox range
+        // above), border calls check each tap; tap rows ky0..ky1 are inside 0..h; channel
+        // chunks stay below c; the pixels written are below ow.
+        unsafe {
+            let o = out.add(ox * c);
+            let mut c0 = 0;
+            if interior {
+                while c0 + 16 <= c {
+                    rows.pixels::<F, 16, DW_PIXELS, false>(ox, c0, o);
+                    c0 += 16;
+                }
+                while c0 + 8 <= c {
+                    rows.pixels::<F, 8, DW_PIXELS, false>(ox, c0, o);
+                    c0 += 8;
+                }
+                while c0 < c {
+                    rows.pixels::<F, 1, DW_PIXELS, false>(ox, c0, o);
+                    c0 += 1;
+                }
+                ox += DW_PIXELS;
+            } else {
+                while c0 + 16 <= c {
+                    rows.pixels::<F, 16, 1, true>(ox, c0, o);
+                    c0 += 16;
+                }
+                while c0 + 8 <= c {
+                    rows.pixels::<F, 8, 1, true>(ox, c0, o);
+                    c0 += 8;
+                }
+                while c0 < c {
+                    rows.pixels::<F, 1, 1, true>(ox, c0, o);
+                    c0 += 1;
+                }
+                ox += 1;
+            }
+        }
+    }
+}
+
+/// What the pixel loops of one depthwise output row share (pointers into the checked
+/// buffers of [`dw_nhwc`]).
+struct RowArgs<'a> {
+    x: *const f32,
+    g: &'a DwNhwc,
+    wt: *const f32,
+    bias: *const f32,
+    act: Act,
+    /// Input row of the first tap (may be negative), valid tap rows `ky0..ky1`.
+    iy0: isize,
+    ky0: usize,
+    ky1: usize,
+}
+
+impl RowArgs<'_> {
+    /// Channels `c0..c0 + L` of the `P` output pixels from `ox0`, written from `out`
+    /// (which points at pixel `ox0`). With `CHECK`, taps outside the image columns are
+    /// skipped.
+    ///
+    /// # Safety
+    /// `c0 + L <= c`; without `CHECK`, every tap column of the `P` pixels is inside the
+    /// image; `out` is valid for `P * c` values.
+    #[inline(always)]
+    unsafe fn pixels<const F: bool, const L: usize, const P: usize, const CHECK: bool>(
+        &self,
+        ox0: usize,
+        c0: usize,
+        out: *mut f32,
+    ) {
+        let DwNhwc { w, c, k, s, pl, .. } = *self.g;
+        // SAFETY: the caller's contract; reads and writes of L values at channel c0.
+        unsafe {
+            let b = std::ptr::read_unaligned(self.bias.add(c0) as *const [f32; L]);
+            let mut acc = [b; P];
+            for ky in self.ky0..self.ky1 {
+                let iy = (self.iy0 + ky as isize) as usize;
+                let xrow = self.x.add(iy * w * c + c0);
+                for kx in 0..k {
+                    let wv = std::ptr::read_unaligned(
+                        self.wt.add((ky * k + kx) * c + c0) as *const [f32; L]
+                    );
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let ix = ((ox0 + j) * s + kx) as isize - pl as isize;
+                        if CHECK && (ix < 0 || ix >= w as isize) {
+                            continue;
+                        }
+                        let xv =
+                            std::ptr::read_unaligned(xrow.add(ix as usize * c) as *const [f32; L]);
+                        for l in 0..L {
+                            a[l] = madd::<F>(xv[l], wv[l], a[l]);
+                        }
+                    }
+                }
+            }
+            for (j, a) in acc.iter_mut().enumerate() {
+                act_row::<F>(a, self.act);
+                std::ptr::write_unaligned(out.add(j * c + c0) as *mut [f32; L], *a);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn dw_nhwc_impl<const F: bool>(
+    x: &[f32],
+    g: &DwNhwc,
+    wt: &[f32],
+    bias: &[f32],
+    act: Act,
+    rows: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    let DwNhwc {
+        h, w, c, k, s, ow, ..
+    } = *g;
+    let row_len = ow * c;
+    let ok = x.len() >= h * w * c
+        && wt.len() >= k * k * c
+        && bias.len() >= c
+        && k > 0
+        && s > 0
+        && c > 0
+        && ow > 0
+        && out.len() >= rows.len() * row_len;
+    debug_assert!(ok, "dw_nhwc: inconsistent buffers");
+    if !ok {
+        return;
+    }
+    for (oy, orow) in rows.zip(out.chunks_exact_mut(row_len)) {
+        // SAFETY: lengths checked above; tap rows and columns are clipped to the image
+        // inside (interior pixels by construction of their range).
+        unsafe { dw_nhwc_row::<F>(x, g, wt, bias, act, oy, orow) };
+    }
+}
+
+multiversion! {
+    /// Output rows `rows` of a channels-last depthwise convolution into `out`
+    /// (`rows.len() x ow x c`): `act(bias + conv(x, wt))`, taps `wt[(ky * k + kx) * c + ch]`.
+    /// The caller checked `x.len() == h * w * c`, `wt.len() == k * k * c`,
+    /// `bias.len() == c` and that the geometry is consistent.
+    fn dw_nhwc(
+        x: &[f32],
+        g: &DwNhwc,
+        wt: &[f32],
+        bias: &[f32],
+        act: Act,
+        rows: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) => dw_nhwc_impl
+}
+
+#[inline(always)]
+fn bias_act_rows_impl<const F: bool>(buf: &mut [f32], bias: &[f32], act: Act) {
+    for row in buf.chunks_exact_mut(bias.len().max(1)) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+        act_row::<F>(row, act);
+    }
+}
+
+multiversion! {
+    /// Every row (of `bias.len()` channels) of a channels-last buffer: `act(row + bias)`.
+    fn bias_act_rows(buf: &mut [f32], bias: &[f32], act: Act) => bias_act_rows_impl
+}
+
+#[inline(always)]
+fn col_mean_impl<const F: bool>(rows: &[f32], c: usize, out: &mut [f32]) {
+    // f32 partial sums over blocks of 64 rows, added up in f64
+    let mut total = vec![0.0f64; c];
+    let mut part = vec![0.0f32; c];
+    let n = rows.len().checked_div(c).unwrap_or(0);
+    for block in rows.chunks(64 * c.max(1)) {
+        part.iter_mut().for_each(|p| *p = 0.0);
+        for row in block.chunks_exact(c.max(1)) {
+            part.iter_mut().zip(row).for_each(|(p, v)| *p += v);
+        }
+        total
+            .iter_mut()
+            .zip(&part)
+            .for_each(|(t, &p)| *t += p as f64);
+    }
+    for (o, t) in out.iter_mut().zip(&total) {
+        *o = if n == 0 { 0.0 } else { (t / n as f64) as f32 };
+    }
+}
+
+multiversion! {
+    /// Per-channel mean of a channels-last buffer of `c` channels into `out[..c]`.
+    fn col_mean(rows: &[f32], c: usize, out: &mut [f32]) => col_mean_impl
+}
+
+#[inline(always)]
+fn scale_rows_impl<const F: bool>(dst: &mut [f32], src: &[f32], g: &[f32]) {
+    for (d, s) in dst
+        .chunks_exact_mut(g.len().max(1))
+        .zip(src.chunks_exact(g.len().max(1)))
+    {
+        d.iter_mut()
+            .zip(s)
+            .zip(g)
+            .for_each(|((d, &s), &g)| *d = s * g);
+    }
+}
+
+multiversion! {
+    /// `dst[r][j] = src[r][j] * g[j]` for rows of `g.len()` values.
+    fn scale_rows(dst: &mut [f32], src: &[f32], g: &[f32]) => scale_rows_impl
+}
+
+#[inline(always)]
+fn scale_rows_in_place_impl<const F: bool>(buf: &mut [f32], g: &[f32]) {
+    for row in buf.chunks_exact_mut(g.len().max(1)) {
+        row.iter_mut().zip(g).for_each(|(v, &g)| *v *= g);
+    }
+}
+
+multiversion! {
+    /// `buf[r][j] *= g[j]` for rows of `g.len()` values.
+    fn scale_rows_in_place(buf: &mut [f32], g: &[f32]) => scale_rows_in_place_impl
+}
+
 #[inline(always)]
 fn mean_impl<const F: bool>(x: &[f32], out: &mut f32) {
     let mut acc = [0.0f32; 16];
