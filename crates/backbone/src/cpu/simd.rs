@@ -82,7 +82,8 @@ fn exp<const F: bool>(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = madd::<F>(n, -LN2_LO, madd::<F>(n, -LN2_HI, x));
     let mut p = 1.987_569_1e-4_f32;
     p = madd::<F>(p, r, 1.398_199_9e-3);
@@ -91,7 +92,9 @@ fn exp<const F: bool>(x: f32) -> f32 {
     p = madd::<F>(p, r, 1.666_666_5e-1);
     p = madd::<F>(p, r, 0.5);
     p = madd::<F>(p, r * r, r + 1.0);
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // 2^n from the integer already sitting in t's low mantissa bits (|n| <= 127): integer
+    // ops only, no float-to-int conversion (Rust's saturating `as i32` does not vectorise)
+    let scale = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
     p * scale
 }
 
