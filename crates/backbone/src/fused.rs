@@ -154,10 +154,17 @@ fn from_vec(v: Vec<f32>, shape: [usize; 4]) -> Tensor<Flex, 4> {
     Tensor::from_primitive(TensorPrimitive::Float(p))
 }
 
-fn dense(p: &(FlexTensor, FlexTensor)) -> cpu::Dense<'_> {
+/// A convolution's weights, bias and (cached) transposed weights as slices.
+fn dense<'a>(conv: &'a Conv<Flex>, p: &'a (FlexTensor, FlexTensor)) -> cpu::Dense<'a> {
+    let w = flex_slice(&p.0);
+    let out = conv.def.out_ch;
+    let t = conv
+        .weight_t
+        .get_or_init(|| cpu::transpose(w, out, w.len().checked_div(out).unwrap_or(0)));
     cpu::Dense {
-        w: flex_slice(&p.0),
+        w,
         b: flex_slice(&p.1),
+        t,
     }
 }
 
@@ -312,13 +319,16 @@ fn mb_block_flex(
         cin,
         cexp,
         cout: blk.project.def.out_ch,
-        expand: pe.as_ref().map(dense),
-        dw: dense(&pd),
+        expand: blk.expand.zip(pe.as_ref()).map(|(c, p)| dense(c, p)),
+        dw: dense(dw, &pd),
         k: dw.def.kernel,
         stride: dw.def.stride,
         pads: [t, b, l, r],
-        se: pse.as_ref().map(|(r, e)| (dense(r), dense(e))),
-        project: dense(&pp),
+        se: blk
+            .se
+            .zip(pse.as_ref())
+            .map(|((rc, ec), (r, e))| (dense(rc, r), dense(ec, e))),
+        project: dense(blk.project, &pp),
         act,
         skip: blk.skip,
     };
@@ -368,6 +378,7 @@ mod tests {
         Conv {
             weight: tensor(w, shape),
             bias: tensor(b, [def.out_ch]),
+            weight_t: std::sync::OnceLock::new(),
             def,
         }
     }

@@ -1,5 +1,7 @@
 //! Native burn implementation of the planned networks (generic over the backend).
 
+use std::sync::OnceLock;
+
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::PaddedConvOptions;
@@ -21,6 +23,10 @@ pub(crate) struct Conv<B: Backend> {
     pub def: ConvDef,
     pub weight: Tensor<B, 4>,
     pub bias: Tensor<B, 1>,
+    /// The weight matrix (`out x in*k*k`) transposed, built on first use by the CPU
+    /// kernels that read weights that way (1x1 convolutions and depthwise taps of the
+    /// channels-last MBConv kernel); unused elsewhere.
+    pub weight_t: OnceLock<Vec<f32>>,
 }
 
 impl<B: Backend> Conv<B> {
@@ -61,6 +67,7 @@ impl<B: FusedOps> Model<B> {
                     def: def.clone(),
                     weight: Tensor::from_data(TensorData::new(w.weight, shape), device),
                     bias: Tensor::from_data(TensorData::new(w.bias, [n]), device),
+                    weight_t: OnceLock::new(),
                 }
             })
             .collect();

@@ -19,16 +19,16 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::simd::{
-    DwNhwc, bias_act_rows, col_mean, dw_nhwc, epilogue, scale_rows, scale_rows_in_place,
-};
+use super::simd::{DwNhwc, bias_act_rows, col_mean, dw_nhwc, epilogue, scale, scale_rows_in_place};
 use super::{Act, gemm_strided};
 
-/// Weights (`out x in`, row-major) and bias of a dense 1x1 (or depthwise) convolution.
+/// Weights (`out x in`, row-major), bias and transposed weights (`in x out`) of a 1x1
+/// (or depthwise: `in` = taps) convolution.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Dense<'a> {
     pub w: &'a [f32],
     pub b: &'a [f32],
+    pub t: &'a [f32],
 }
 
 /// One inverted-residual block: `project(se(dw(expand(x)))) (+ x)`.
@@ -70,7 +70,9 @@ impl MbBlock<'_> {
     /// Whether every buffer has the length the shapes imply.
     fn consistent(&self, n: usize, h: usize, w: usize, x: &[f32]) -> bool {
         let (ce, k) = (self.cexp, self.k);
-        let dense = |d: &Dense<'_>, o: usize, i: usize| d.w.len() == o * i && d.b.len() == o;
+        let dense = |d: &Dense<'_>, o: usize, i: usize| {
+            d.w.len() == o * i && d.b.len() == o && d.t.len() == o * i
+        };
         let (oh, ow) = self.out_hw(h, w);
         let se_ok = self.se.as_ref().is_none_or(|(r, e)| {
             let rd = r.b.len();
@@ -142,37 +144,67 @@ fn blocks(len: usize, parts: usize) -> usize {
     len.div_ceil(parts.max(1)).max(1)
 }
 
-/// One image: `x` is `cin x h x w`, `out` is `cout x oh x ow`; `wt` the depthwise taps
-/// channels-last (`k x k x cexp`). With `par`, each step is split over the rayon threads
-/// (rows of the expand GEMM and of the depthwise output, output channels of the project
-/// GEMM); the caller must then not be a rayon worker (see [`mbconv`]).
+/// `t[j * rows + i] = w[i * cols + j]` for a row-major `rows x cols` matrix `w`.
+pub(crate) fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; rows * cols];
+    for i in 0..rows {
+        for j in 0..cols {
+            t[j * rows + i] = w[i * cols + j];
+        }
+    }
+    t
+}
+
+/// Runs `step` on the chunks of `buf` (of `chunk` values each, numbered), over the rayon
+/// threads when `par`; whether every step succeeded.
+fn for_chunks(
+    buf: &mut [f32],
+    chunk: usize,
+    par: bool,
+    step: impl Fn((usize, &mut [f32])) -> bool + Sync + Send,
+) -> bool {
+    if par {
+        buf.par_chunks_mut(chunk.max(1))
+            .enumerate()
+            .map(step)
+            .reduce(|| true, |a, b| a && b)
+    } else {
+        step((0, buf))
+    }
+}
+
+/// One image: `x` is `cin x h x w`, `out` is `cout x oh x ow`. With `par`, each step is
+/// split over the rayon threads (rows of the expand GEMM and of the depthwise output,
+/// output channels of the project GEMM); the caller must then not be a rayon worker (see
+/// [`mbconv`]). `false` if a kernel refused its buffers (a bug; the output is then
+/// not written).
 #[allow(clippy::too_many_arguments)]
 fn image(
     x: &[f32],
     h: usize,
     w: usize,
     b: &MbBlock<'_>,
-    wt: &[f32],
     out: &mut [f32],
     sc: &mut Scratch,
     par: bool,
-) {
+) -> bool {
     let Scratch {
         expanded,
         depthwise,
         project,
     } = sc;
     let parts = if par { rayon::current_num_threads() } else { 1 };
+    let par = parts > 1;
     let hw = h * w;
     let (oh, ow) = b.out_hw(h, w);
     let ohw = oh * ow;
-    let ce = b.cexp;
-    // 1. expand: e (hw x ce) = x^T (hw x cin) * w_e^T (cin x ce), in blocks of rows
+    let (ce, cout) = (b.cexp, b.cout);
+    // 1. expand: e (hw x ce) = act(x^T w_e^T + bias), in blocks of rows (pixels)
     let e = take(expanded, hw * ce);
-    match &b.expand {
+    let ok = match &b.expand {
         Some(ex) => {
             let rows = blocks(hw, parts);
-            let step = |(i, eb): (usize, &mut [f32])| {
+            for_chunks(e, rows * ce, par, |(i, eb)| {
                 let p0 = i * rows;
                 let m = eb.len() / ce;
                 gemm_strided(
@@ -187,14 +219,16 @@ fn image(
                     (ce, 1),
                 );
                 bias_act_rows(eb, ex.b, b.act);
-            };
-            if parts > 1 {
-                e.par_chunks_mut(rows * ce).enumerate().for_each(step);
-            } else {
-                step((0, e));
-            }
+                true
+            })
         }
-        None => to_channels_last(x, b.cin, hw, e),
+        None => {
+            to_channels_last(x, b.cin, hw, e);
+            true
+        }
+    };
+    if !ok {
+        return false;
     }
     let e = &*e;
     // 2. depthwise: d (ohw x ce), in blocks of output rows
@@ -210,25 +244,21 @@ fn image(
         ow,
     };
     let rows = blocks(oh, parts);
-    let step = |(i, db): (usize, &mut [f32])| {
+    for_chunks(d, rows * ow * ce, par, |(i, db)| {
         let oy0 = i * rows;
         dw_nhwc(
             e,
             &g,
-            wt,
+            b.dw.t,
             b.dw.b,
             b.act,
             oy0..oy0 + db.len() / (ow * ce),
             db,
         );
-    };
-    if parts > 1 {
-        d.par_chunks_mut(rows * ow * ce).enumerate().for_each(step);
-    } else {
-        step((0, d));
-    }
+        true
+    });
     // 3. squeeze-excitation, folded into the project weights or applied to d
-    let mut pw: &[f32] = b.project.w;
+    let mut wp_t: &[f32] = b.project.t;
     if let Some((r, x_se)) = &b.se {
         let mut s = vec![0.0f32; ce];
         col_mean(d, ce, &mut s);
@@ -241,42 +271,33 @@ fn image(
             .map(|ch| x_se.b[ch] + dot(&x_se.w[ch * rd..(ch + 1) * rd], &rv))
             .collect();
         epilogue(&mut gate, 0.0, None, Act::Sigmoid);
-        if b.cout < ohw {
-            let scaled = take(project, b.cout * ce);
-            scale_rows(scaled, b.project.w, &gate);
-            pw = scaled;
+        if cout < ohw {
+            // row ch of w_p^T times gate[ch]
+            let scaled = take(project, ce * cout);
+            scaled.copy_from_slice(b.project.t);
+            for (row, &gv) in scaled.chunks_exact_mut(cout).zip(&gate) {
+                scale(row, gv);
+            }
+            wp_t = scaled;
         } else {
             scale_rows_in_place(d, &gate);
         }
     }
     let d = &*d;
-    // 4. project: out (cout x ohw) = w_p (cout x ce) * d^T (ce x ohw), + bias (+ x), in
-    // blocks of output channels
-    let chans = blocks(b.cout, parts);
-    let step = |(i, ob): (usize, &mut [f32])| {
+    // 4. project: out (cout planes of ohw) = w_p d^T + bias (+ x), in blocks of output
+    // channels; A = rows o0.. of w_p read through w_p^T's strides (so that matrixmultiply
+    // packs it from contiguous columns), B = d^T through d's strides
+    let chans = blocks(cout, parts);
+    for_chunks(out, chans * ohw, par, |(i, ob)| {
         let o0 = i * chans;
         let m = ob.len() / ohw;
-        gemm_strided(
-            m,
-            ohw,
-            ce,
-            &pw[o0 * ce..],
-            (ce, 1),
-            d,
-            (1, ce),
-            ob,
-            (ohw, 1),
-        );
-        for (o, row) in (o0..).zip(ob.chunks_exact_mut(ohw)) {
-            let res = b.skip.then(|| &x[o * ohw..(o + 1) * ohw]);
-            epilogue(row, b.project.b[o], res, Act::Identity);
+        gemm_strided(m, ohw, ce, &wp_t[o0..], (1, cout), d, (1, ce), ob, (ohw, 1));
+        for (o, row) in ob.chunks_exact_mut(ohw).enumerate() {
+            let res = b.skip.then(|| &x[(o0 + o) * ohw..(o0 + o + 1) * ohw]);
+            epilogue(row, b.project.b[o0 + o], res, Act::Identity);
         }
-    };
-    if parts > 1 {
-        out.par_chunks_mut(chans * ohw).enumerate().for_each(step);
-    } else {
-        step((0, out));
-    }
+        true
+    })
 }
 
 /// Runs the block on an NCHW batch `x` (`n x cin x h x w`); the NCHW output
@@ -290,31 +311,27 @@ pub(crate) fn mbconv(x: &[f32], n: usize, h: usize, w: usize, b: &MbBlock<'_>) -
     if !b.consistent(n, h, w, x) {
         return None;
     }
-    let (ce, kk) = (b.cexp, b.k * b.k);
-    let mut wt = vec![0.0f32; kk * ce];
-    for ch in 0..ce {
-        for t in 0..kk {
-            wt[t * ce + ch] = b.dw.w[ch * kk + t];
-        }
-    }
     let (oh, ow) = b.out_hw(h, w);
     let (img_in, img_out) = (b.cin * h * w, b.cout * oh * ow);
     let mut out = vec![0.0f32; n * img_out];
     let threads = rayon::current_num_threads();
     let nested = rayon::current_thread_index().is_some();
-    if nested || n >= threads || threads == 1 {
-        out.par_chunks_mut(img_out).enumerate().for_each(|(i, o)| {
-            let xi = &x[i * img_in..(i + 1) * img_in];
-            // no rayon call inside `image` (par = false): the borrow cannot be
-            // re-entered by a task stolen onto this thread
-            SCRATCH.with_borrow_mut(|sc| image(xi, h, w, b, &wt, o, sc, false));
-        });
+    let ok = if nested || n >= threads || threads == 1 {
+        out.par_chunks_mut(img_out)
+            .enumerate()
+            .map(|(i, o)| {
+                let xi = &x[i * img_in..(i + 1) * img_in];
+                // no rayon call inside `image` (par = false): the borrow cannot be
+                // re-entered by a task stolen onto this thread
+                SCRATCH.with_borrow_mut(|sc| image(xi, h, w, b, o, sc, false))
+            })
+            .reduce(|| true, |a, b| a && b)
     } else {
         // Not a rayon worker: this thread only waits while the pool runs the parallel
         // steps, so it never runs another task while its scratch is borrowed.
-        for (xi, o) in x.chunks_exact(img_in).zip(out.chunks_exact_mut(img_out)) {
-            SCRATCH.with_borrow_mut(|sc| image(xi, h, w, b, &wt, o, sc, true));
-        }
-    }
-    Some(out)
+        x.chunks_exact(img_in)
+            .zip(out.chunks_exact_mut(img_out))
+            .all(|(xi, o)| SCRATCH.with_borrow_mut(|sc| image(xi, h, w, b, o, sc, true)))
+    };
+    ok.then_some(out)
 }

@@ -16,7 +16,7 @@ mod simd;
 
 use rayon::prelude::*;
 
-pub(crate) use mbconv::{Dense, MbBlock, mbconv};
+pub(crate) use mbconv::{Dense, MbBlock, mbconv, transpose};
 
 use simd::{DwGeom, depthwise_plane, epilogue, mean, scale};
 

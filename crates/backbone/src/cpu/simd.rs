@@ -536,24 +536,6 @@ multiversion! {
 }
 
 #[inline(always)]
-fn scale_rows_impl<const F: bool>(dst: &mut [f32], src: &[f32], g: &[f32]) {
-    for (d, s) in dst
-        .chunks_exact_mut(g.len().max(1))
-        .zip(src.chunks_exact(g.len().max(1)))
-    {
-        d.iter_mut()
-            .zip(s)
-            .zip(g)
-            .for_each(|((d, &s), &g)| *d = s * g);
-    }
-}
-
-multiversion! {
-    /// `dst[r][j] = src[r][j] * g[j]` for rows of `g.len()` values.
-    fn scale_rows(dst: &mut [f32], src: &[f32], g: &[f32]) => scale_rows_impl
-}
-
-#[inline(always)]
 fn scale_rows_in_place_impl<const F: bool>(buf: &mut [f32], g: &[f32]) {
     for row in buf.chunks_exact_mut(g.len().max(1)) {
         row.iter_mut().zip(g).for_each(|(v, &g)| *v *= g);
