@@ -419,16 +419,27 @@ impl RowArgs<'_> {
         unsafe {
             let b = std::ptr::read_unaligned(self.bias.add(c0) as *const [f32; L]);
             let mut acc = [b; P];
+            // a single checked pixel: only the taps whose column is inside the image
+            let (kx0, kx1) = if CHECK && P == 1 {
+                let ix0 = (ox0 * s) as isize - pl as isize;
+                (
+                    (-ix0).max(0) as usize,
+                    (w as isize - ix0).clamp(0, k as isize) as usize,
+                )
+            } else {
+                (0, k)
+            };
             for ky in self.ky0..self.ky1 {
                 let iy = (self.iy0 + ky as isize) as usize;
                 let xrow = self.x.add(iy * w * c + c0);
-                for kx in 0..k {
+                for kx in kx0..kx1 {
                     let wv = std::ptr::read_unaligned(
                         self.wt.add((ky * k + kx) * c + c0) as *const [f32; L]
                     );
                     for (j, a) in acc.iter_mut().enumerate() {
                         let ix = ((ox0 + j) * s + kx) as isize - pl as isize;
-                        if CHECK && (ix < 0 || ix >= w as isize) {
+                        if CHECK && P > 1 && (ix < 0 || ix >= w as isize) {
+                            // several checked pixels: per tap
                             continue;
                         }
                         let xv =
