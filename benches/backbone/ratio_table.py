@@ -2,7 +2,7 @@
 """gaussad backbone forward vs onnxruntime on the SAME ONNX file, in one go.
 
     cargo build --release -p gaussad
-    python3 benches/backbone/ratio_table.py [--threads 2] [--iters 10] [--gaussad target/release/gaussad]
+    python3 benches/backbone/ratio_table.py [--threads 2] [--iters 10] [--rounds 3] [--gaussad target/release/gaussad]
 
 Cases (batch 8, whole network: every level up to the head for gaussad, the full graph
 for onnxruntime):
@@ -90,6 +90,10 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--gaussad", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "gaussad"))
     ap.add_argument("--only", choices=["lite0", "b4"], default=None)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternate onnxruntime and gaussad this many times per case (the VM's "
+                         "speed drifts: the table gives medians over rounds and the range of "
+                         "the per-round ratios)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         b4 = os.path.join(tmp, "efficientnet-b4-synthetic.onnx")
@@ -102,12 +106,16 @@ def main():
             cases.append(("efficientnet-b4@380 (synthetic ONNX)", b4, list(range(9)), 380))
         print("onnxruntime %s, %d threads, batch %d, %d timed iterations, load average before: %s"
               % (ort.__version__, a.threads, a.batch, a.iters, " ".join("%.2f" % v for v in os.getloadavg())))
-        print("| case | gaussad ms/batch | onnxruntime ms/batch | ratio |")
-        print("|---|---:|---:|---:|")
+        print("| case | gaussad ms/batch | onnxruntime ms/batch | ratio of medians | per-round ratios |")
+        print("|---|---:|---:|---:|---|")
         for label, path, levels, size in cases:
-            ms_ort = time_ort(path, a.batch, size, a.threads, a.iters)
-            ms_g = time_gaussad(a.gaussad, path, levels, a.batch, size, a.threads, a.iters)
-            print("| %s | %.1f | %.1f | %.2f |" % (label, ms_g, ms_ort, ms_g / ms_ort), flush=True)
+            g, o = [], []
+            for _ in range(max(1, a.rounds)):
+                o.append(time_ort(path, a.batch, size, a.threads, a.iters))
+                g.append(time_gaussad(a.gaussad, path, levels, a.batch, size, a.threads, a.iters))
+            ms_g, ms_ort = statistics.median(g), statistics.median(o)
+            rounds = ", ".join("%.2f" % (x / y) for x, y in zip(g, o))
+            print("| %s | %.1f | %.1f | %.2f | %s |" % (label, ms_g, ms_ort, ms_g / ms_ort, rounds), flush=True)
         print("load average after: %s" % " ".join("%.2f" % v for v in os.getloadavg()))
 
 
