@@ -240,3 +240,47 @@ fn parameter_shapes_match_published_timm_and_torchvision_models() {
         assert_eq!(total, published, "{name}");
     }
 }
+
+/// The CPU extractor runs large inputs image by image and small ones as a whole batch
+/// (`extractor::PER_IMAGE_MIN_PIXELS` = 300 x 300); both must give, for each image, what
+/// that image alone gives (batch 1: steps split over the threads). Tiny EfficientNet with SE
+/// and synthetic weights, at 304 px (per image) and 96 px (whole batch), batch 3.
+#[test]
+fn batch_paths_match_single_images() {
+    for size in [304usize, 96] {
+        let spec = BackboneSpec::custom(
+            "tiny-se",
+            Architecture::EfficientNet(EfficientNetConfig::timm(0.25, 0.5)),
+            size as u32,
+        );
+        let levels: Vec<usize> = (0..spec.num_levels()).collect();
+        let fx = FeatureExtractor::new(
+            spec,
+            WeightsSource::Synthetic(11),
+            &levels,
+            Preprocess::new(size as u32),
+            Default::default(),
+        )
+        .unwrap();
+        let batch = synthetic_input(3, size);
+        let together = fx.extract(batch.view()).unwrap();
+        for i in 0..3 {
+            let one = batch.slice(ndarray::s![i..i + 1, .., .., ..]);
+            let alone = fx.extract(one).unwrap();
+            for (l, (t, a)) in together.iter().zip(&alone).enumerate() {
+                let t = t.index_axis(Axis(0), i);
+                let a = a.index_axis(Axis(0), 0);
+                assert_eq!(t.shape(), a.shape(), "size {size} level {l}");
+                let scale = a.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                let worst = t
+                    .iter()
+                    .zip(a.iter())
+                    .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(
+                    worst <= 1e-5 * scale,
+                    "size {size} image {i} level {l}: max diff {worst} (scale {scale})"
+                );
+            }
+        }
+    }
+}
