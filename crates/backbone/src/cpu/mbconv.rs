@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::simd::{DwNhwc, bias_act_rows, col_mean, dw_nhwc, epilogue, scale, scale_rows_in_place};
-use super::{Act, gemm_strided};
+use super::{Act, gemm_strided, se_gate};
 
 /// Weights (`out x in`, row-major), bias and transposed weights (`in x out`) of a 1x1
 /// (or depthwise: `in` = taps) convolution.
@@ -133,10 +133,6 @@ fn to_channels_last(x: &[f32], c: usize, hw: usize, e: &mut [f32]) {
             }
         }
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(a, b)| a * b).sum()
 }
 
 /// Splits `0..len` into `parts` contiguous ranges of whole `unit`s (the last one shorter).
@@ -262,15 +258,7 @@ fn image(
     if let Some((r, x_se)) = &b.se {
         let mut s = vec![0.0f32; ce];
         col_mean(d, ce, &mut s);
-        let rd = r.b.len();
-        let mut rv: Vec<f32> = (0..rd)
-            .map(|j| r.b[j] + dot(&r.w[j * ce..(j + 1) * ce], &s))
-            .collect();
-        epilogue(&mut rv, 0.0, None, b.act);
-        let mut gate: Vec<f32> = (0..ce)
-            .map(|ch| x_se.b[ch] + dot(&x_se.w[ch * rd..(ch + 1) * rd], &rv))
-            .collect();
-        epilogue(&mut gate, 0.0, None, Act::Sigmoid);
+        let gate = se_gate(&s, (r.w, r.b), (x_se.w, x_se.b), b.act);
         if cout < ohw {
             // row ch of w_p^T times gate[ch]
             let scaled = take(project, ce * cout);

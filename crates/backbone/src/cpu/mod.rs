@@ -316,6 +316,28 @@ pub(crate) fn conv2d(
     Some(out)
 }
 
+/// The squeeze-excitation gate from the pooled channel means `s` (`c` values):
+/// `sigmoid(we act(wr s + br) + be)`, with `wr` `rd x c` and `we` `c x rd` row-major. Shared
+/// by the NCHW kernel ([`squeeze_excite`]) and the channels-last block ([`mbconv`]).
+pub(crate) fn se_gate(
+    s: &[f32],
+    (wr, br): (&[f32], &[f32]),
+    (we, be): (&[f32], &[f32]),
+    act: Act,
+) -> Vec<f32> {
+    let (c, rd) = (s.len(), br.len());
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f32>();
+    let mut r: Vec<f32> = (0..rd)
+        .map(|j| br[j] + dot(&wr[j * c..(j + 1) * c], s))
+        .collect();
+    epilogue(&mut r, 0.0, None, act);
+    let mut e: Vec<f32> = (0..c)
+        .map(|ch| be[ch] + dot(&we[ch * rd..(ch + 1) * rd], &r))
+        .collect();
+    epilogue(&mut e, 0.0, None, Act::Sigmoid);
+    e
+}
+
 /// Squeeze-excitation in place on an NCHW batch `y` of `c` channels and `hw` positions:
 /// `s = mean_hw(y)`, `r = act(wr s + br)` (`rd` values), `e = sigmoid(we r + be)`,
 /// `y *= e` per channel. `false` (and `y` untouched) if a length is wrong.
@@ -343,20 +365,7 @@ pub(crate) fn squeeze_excite(
         for (ch, m) in s.iter_mut().enumerate() {
             mean(&img[ch * hw..(ch + 1) * hw], m);
         }
-        let mut r: Vec<f32> = (0..rd)
-            .map(|j| {
-                let row = &wr[j * c..(j + 1) * c];
-                br[j] + row.iter().zip(&s).map(|(a, b)| a * b).sum::<f32>()
-            })
-            .collect();
-        epilogue(&mut r, 0.0, None, act);
-        let mut e: Vec<f32> = (0..c)
-            .map(|ch| {
-                let row = &we[ch * rd..(ch + 1) * rd];
-                be[ch] + row.iter().zip(&r).map(|(a, b)| a * b).sum::<f32>()
-            })
-            .collect();
-        epilogue(&mut e, 0.0, None, Act::Sigmoid);
+        let e = se_gate(&s, (wr, br), (we, be), act);
         for (ch, &g) in e.iter().enumerate() {
             scale(&mut img[ch * hw..(ch + 1) * hw], g);
         }
