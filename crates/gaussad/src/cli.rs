@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-use crate::config::MethodFlags;
+use crate::config::{CheckedConfig, MethodFlags, RunFlags};
 use crate::eval::{EvalOptions, run_eval};
+use crate::features::{CacheOptions, FeatureCache};
 use crate::model_file::{Model, Thresholds};
-use crate::pipeline::{Resolved, fit_detector, score_images};
 use crate::predict::{PredictOptions, run_predict};
 use crate::progress::Progress;
 
@@ -75,33 +75,19 @@ pub enum Command {
         /// Override the model's image threshold.
         #[arg(long)]
         threshold: Option<f64>,
-        /// Images per backbone batch.
-        #[arg(long, default_value_t = 8)]
-        batch_size: usize,
-        /// Device: cpu | cuda | cuda:N.
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// Run options.
+        #[command(flatten)]
+        run: RunFlags,
     },
-    /// Time the backbone's forward pass: median milliseconds per image over --iters batches.
+    /// Time the backbone's forward pass: median milliseconds per image over --iters batches
+    /// (the method flags choose backbone, input size, levels, batch size and device).
     BenchBackbone {
-        /// Backbone name, or an ONNX / PyTorch `.pth` weights path.
-        #[arg(long, default_value = "efficientnet-lite0")]
-        backbone: String,
-        /// Square input size (default: the backbone's).
-        #[arg(long)]
-        resize: Option<u32>,
-        /// Images per batch.
-        #[arg(long, default_value_t = 8)]
-        batch_size: usize,
         /// Timed batches (after one warm-up batch).
         #[arg(long, default_value_t = 10)]
         iters: usize,
-        /// Levels to compute (default: the backbone's).
-        #[arg(long, value_delimiter = ',')]
-        levels: Option<Vec<usize>>,
-        /// Device: cpu | cuda | cuda:N.
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// Method flags.
+        #[command(flatten)]
+        method: MethodFlags,
     },
     /// Check that backbone weights are ImageNet-pretrained: classify two bundled photos
     /// (a cat, an espresso); prints the top 5 of each, exits non-zero when they are missed.
@@ -166,47 +152,34 @@ where
     match cli.command {
         Command::Fit { train, out, method } => fit(&train, &out, &method, progress),
         Command::Eval { dataset, categories, out, panels, save_models, method } => {
-            let resolved = Resolved::new(&method.resolve()?)?;
-            run_eval(&EvalOptions { dataset, categories, out, panels, save_models }, &resolved, progress)
-                .map(|_| ())
+            let checked = method.check()?;
+            run_eval(&EvalOptions { dataset, categories, out, panels, save_models }, &checked, progress).map(|_| ())
         }
-        Command::Predict { model, images, out, threshold, batch_size, device } => {
-            run_predict(&PredictOptions { model, images, out, threshold, batch_size, device }, progress)
+        Command::Predict { model, images, out, threshold, run } => {
+            run_predict(&PredictOptions { model, images, out, threshold, run }, progress)
         }
         Command::Inspect { model } => inspect(&model),
         Command::CheckPretrained { backbone, weights, json, device } => {
             check_pretrained(&backbone, weights, json.as_deref(), &device)
         }
         Command::Ablate(args) => crate::ablate::run_cli(args, &progress),
-        Command::BenchBackbone { backbone, resize, batch_size, iters, levels, device } => {
-            let flags = MethodFlags {
-                backbone: Some(backbone),
-                resize,
-                batch_size: Some(batch_size),
-                levels,
-                device: Some(device),
-                ..Default::default()
-            };
-            bench_backbone(&Resolved::new(&flags.resolve()?)?, iters)
-        }
+        Command::BenchBackbone { iters, method } => bench_backbone(&method.check()?, iters),
         Command::Demo { out, dataset, method } => {
             let dataset = dataset.unwrap_or_else(embedded_dataset);
             if !dataset.is_dir() {
                 bail!("the embedded dataset is missing at {} (pass --dataset DIR)", dataset.display());
             }
-            let resolved = Resolved::new(&method.resolve()?)?;
+            let checked = method.check()?;
             progress.say(format!(
-                "demo: {} on {} (levels {:?}, {}, {}), writing to {}",
-                resolved.config.backbone,
+                "demo: {} on {} ({}), writing to {}",
+                checked.config.backbone,
                 dataset.display(),
-                resolved.config.levels,
-                resolved.config.reduction,
-                resolved.config.spatial,
+                checked.config.method_key(),
                 out.display()
             ));
             let table = run_eval(
                 &EvalOptions { dataset, categories: Vec::new(), out, panels: 2, save_models: false },
-                &resolved,
+                &checked,
                 progress,
             )?;
             println!("{table}");
@@ -216,20 +189,23 @@ where
 }
 
 fn fit(train: &std::path::Path, out: &std::path::Path, method: &MethodFlags, progress: Progress) -> Result<()> {
-    let resolved = Resolved::new(&method.resolve()?)?;
+    let checked = method.check()?;
     let paths = list_images(train)?;
     if paths.is_empty() {
         bail!("--train {}: no images found (png, jpg, jpeg, tif, tiff, bmp)", train.display());
     }
-    let extractor = resolved.extractor()?;
-    let batch = resolved.config.batch_size;
-    let detector = fit_detector(&extractor, &resolved.detector, &paths, batch, &progress)?;
+    let extractor = checked.extractor()?;
+    let cache = FeatureCache::build(&extractor, &paths, &[], &CacheOptions::new(checked.batch_size()), &progress)?;
+    let select: Vec<usize> = (0..checked.levels().len()).collect();
+    let detector = crate::pipeline::fit(&cache, &select, &checked.detector, |_| true)?;
     // Default thresholds: the largest score seen on the training images (in-sample, so
     // optimistic); `gaussad eval --save-models` sets F1-max thresholds from labelled data.
     let (mut image_max, mut pixel_max) = (f64::MIN, f64::MIN);
-    score_images(&extractor, &detector, &paths, batch, resolved.map_size(), &progress, |s| {
-        image_max = image_max.max(s.score.image);
-        pixel_max = pixel_max.max(s.score.map.fold(f64::MIN, |a, &b| a.max(b)));
+    let side = checked.map_size();
+    cache.for_each(crate::features::Set::Train, &select, |_, v| {
+        let s = detector.score(v, side, side)?;
+        image_max = image_max.max(s.image);
+        pixel_max = pixel_max.max(s.map.fold(f64::MIN, |a, &b| a.max(b)));
         Ok(())
     })?;
     let thresholds = Thresholds {
@@ -237,7 +213,7 @@ fn fit(train: &std::path::Path, out: &std::path::Path, method: &MethodFlags, pro
         pixel: pixel_max,
         source: "max over the training images (in-sample)".into(),
     };
-    let model = Model::new(resolved.config.clone(), extractor.identity(), thresholds, paths.len(), detector);
+    let model = Model::new(checked.config.clone(), extractor.identity(), thresholds, paths.len(), detector);
     model.save(out).with_context(|| format!("cannot write model {}", out.display()))?;
     progress.say(format!("model written to {} ({} training images)", out.display(), paths.len()));
     Ok(())
@@ -245,13 +221,13 @@ fn fit(train: &std::path::Path, out: &std::path::Path, method: &MethodFlags, pro
 
 /// Times `iters` forward passes of a fixed batch (after one warm-up) and prints the median
 /// milliseconds per image. The input is a deterministic pattern, already normalised.
-fn bench_backbone(resolved: &Resolved, iters: usize) -> Result<()> {
+fn bench_backbone(checked: &CheckedConfig, iters: usize) -> Result<()> {
     if iters == 0 {
         bail!("--iters must be at least 1");
     }
-    let extractor = resolved.extractor()?;
-    let side = resolved.map_size() as usize;
-    let batch = resolved.config.batch_size;
+    let extractor = checked.extractor()?;
+    let side = checked.map_size();
+    let batch = checked.batch_size();
     let input = ndarray::Array4::from_shape_fn((batch, 3, side, side), |(b, c, i, j)| {
         (((b * 7 + c * 5 + i * 3 + j) % 17) as f32 / 8.0 - 1.0) * 0.9
     });
@@ -265,9 +241,9 @@ fn bench_backbone(resolved: &Resolved, iters: usize) -> Result<()> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "{} @ {side}, batch {batch}, levels {:?}, {} iterations: median {:.1} ms per batch, {:.2} ms per image",
-        resolved.config.backbone,
-        resolved.config.levels,
+        "{} @ {side}, batch {batch}, levels {}, {} iterations: median {:.1} ms per batch, {:.2} ms per image",
+        checked.config.backbone,
+        checked.config.levels,
         iters,
         median,
         median / batch as f64
@@ -298,7 +274,7 @@ fn inspect(path: &std::path::Path) -> Result<()> {
     println!("training images: {}", h.n_train);
     println!("thresholds: image {:.6}, pixel {:.6} ({})", h.thresholds.image, h.thresholds.pixel, h.thresholds.source);
     println!("config:\n{}", toml::to_string_pretty(&h.config).unwrap_or_default());
-    for (i, (level, shape)) in h.config.levels.iter().zip(model.detector.level_shapes()).enumerate() {
+    for (i, (level, shape)) in h.config.levels.as_slice().iter().zip(model.detector.level_shapes()).enumerate() {
         let Some(l) = model.detector.levels().get(i) else { break };
         println!(
             "level {level}: features {:?}, image model keeps {} of {} dims (shrinkage {:.4}), pixel model keeps {} dims",

@@ -3,18 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use mvtec_eval::{
-    Dataset, ImageMetrics, PanelOptions, PixelMetricsAccumulator, PlotSpec, Report, ValidateOptions, plot_curves,
-    write_atomic, write_png,
-};
+use mvtec_eval::{Dataset, PanelOptions, PlotSpec, Report, ValidateOptions, plot_curves, write_atomic, write_png};
 use ndarray::Array2;
 use serde::Serialize;
 
+use crate::config::CheckedConfig;
+use crate::features::{CacheOptions, FeatureCache, Set};
 use crate::model_file::{Model, Thresholds};
-use crate::pipeline::{Resolved, fit_detector, score_images};
+use crate::pipeline::{TestTruth, evaluate};
 use crate::progress::Progress;
 
 /// What to evaluate and where to write.
@@ -41,22 +39,39 @@ pub struct CategoryResult {
     pub pixel_auroc: f64,
     /// AUPRO up to FPR 0.3 (official MVTec algorithm).
     pub aupro: f64,
-    /// Best image F1 over thresholds.
+    /// Best image F1 over thresholds (picked on the test set itself).
     pub image_f1_max: f64,
     /// The image score threshold reaching it.
     pub image_f1_threshold: f64,
-    /// Best pixel F1 over thresholds.
+    /// Best pixel F1 over thresholds (picked on the test set itself).
     pub pixel_f1_max: f64,
     /// The pixel score threshold reaching it.
     pub pixel_f1_threshold: f64,
-    /// Wall-clock seconds to fit (both passes, backbone included).
+    /// Wall-clock seconds to fit: the backbone on the training images plus the model fit.
     pub fit_seconds: f64,
-    /// Wall-clock seconds to score the test set (backbone included).
+    /// Wall-clock seconds to test: the backbone on the test images plus scoring and metrics.
     pub test_seconds: f64,
+    /// The phases behind those two numbers.
+    pub timings: Timings,
     /// Training images.
     pub n_train: usize,
     /// Test images.
     pub n_test: usize,
+}
+
+/// Wall-clock seconds per phase of one category.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timings {
+    /// Decoding, resizing and the backbone on the training images.
+    pub extract_train: f64,
+    /// Fitting the detector from the cached features.
+    pub fit: f64,
+    /// Decoding, resizing and the backbone on the test images.
+    pub extract_test: f64,
+    /// Scoring the test set and computing the metrics.
+    pub score: f64,
+    /// Writing per-image scores, plots, panels and models.
+    pub outputs: f64,
 }
 
 const COLUMNS: [&str; 7] =
@@ -78,54 +93,55 @@ impl CategoryResult {
 
 struct Panel {
     name: String,
-    image: image::RgbImage,
+    index: usize,
     mask: Option<Array2<bool>>,
     map: Array2<f64>,
 }
 
-/// Runs the evaluation; returns the Markdown table it also writes.
-pub fn run_eval(opts: &EvalOptions, resolved: &Resolved, progress: Progress) -> Result<String> {
-    let dataset = Dataset::open_mvtec(&opts.dataset)
-        .with_context(|| format!("--dataset {}", opts.dataset.display()))?;
-    let dataset = if opts.categories.is_empty() { dataset } else { dataset.filter(&opts.categories)? };
+/// Opens an MVTec-layout dataset, keeps `categories` (all when empty) and checks every
+/// category's layout before any work, so a bad dataset fails fast.
+pub fn open_dataset(root: &std::path::Path, categories: &[String]) -> Result<Dataset> {
+    let dataset = Dataset::open_mvtec(root).with_context(|| format!("--dataset {}", root.display()))?;
+    let dataset = if categories.is_empty() { dataset } else { dataset.filter(categories)? };
     if dataset.categories().is_empty() {
-        bail!("--dataset {}: no category with train/good found", opts.dataset.display());
+        bail!("--dataset {}: no category with train/good found", root.display());
     }
-    // Check every category's layout before any work, so a bad dataset fails fast.
     for cat in dataset.categories() {
         cat.validate(ValidateOptions { decode: false })
-            .with_context(|| format!("category {} in {}", cat.name, opts.dataset.display()))?;
+            .with_context(|| format!("category {} in {}", cat.name, root.display()))?;
     }
+    Ok(dataset)
+}
+
+/// Runs the evaluation; returns the Markdown table it also writes.
+pub fn run_eval(opts: &EvalOptions, checked: &CheckedConfig, progress: Progress) -> Result<String> {
+    let dataset = open_dataset(&opts.dataset, &opts.categories)?;
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create --out {}", opts.out.display()))?;
-    let extractor = resolved.extractor()?;
-    let side = resolved.map_size() as usize;
-    let batch = resolved.config.batch_size;
+    let extractor = checked.extractor()?;
+    let side = checked.map_size();
+    let select: Vec<usize> = (0..checked.levels().len()).collect();
     let mut report = Report::new();
     let mut results = BTreeMap::new();
     for cat in dataset.categories() {
-        progress.say(format!("{}: fitting on {} images", cat.name, cat.train.len()));
-        let t0 = Instant::now();
-        let detector = fit_detector(&extractor, &resolved.detector, &cat.train, batch, &progress)
-            .with_context(|| format!("fitting category {}", cat.name))?;
-        let fit_seconds = t0.elapsed().as_secs_f64();
+        progress.say(format!("{}: {} training and {} test images", cat.name, cat.train.len(), cat.test.len()));
+        let truth = TestTruth::load(cat, checked)?;
+        let test_paths: Vec<PathBuf> = cat.test.iter().map(|s| s.path.clone()).collect();
+        let cache_opts = CacheOptions {
+            spill_dir: Some(opts.out.join("cache").join(&cat.name)),
+            keep_test_images: opts.panels > 0,
+            ..CacheOptions::new(checked.batch_size())
+        };
+        let cache = FeatureCache::build(&extractor, &cat.train, &test_paths, &cache_opts, &progress)
+            .with_context(|| format!("extracting features of category {}", cat.name))?;
 
-        let t1 = Instant::now();
-        let paths: Vec<PathBuf> = cat.test.iter().map(|s| s.path.clone()).collect();
-        let mut image_scores = Vec::with_capacity(paths.len());
-        let mut pixels = PixelMetricsAccumulator::new();
         let mut panels: Vec<Panel> = Vec::new();
         let mut panels_per_defect: BTreeMap<String, usize> = BTreeMap::new();
         let mut score_lines = String::from("path,defect,label,image_score,pooled_score,map_max\n");
-        let mut next = 0usize;
         let (mut map_lo, mut map_hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        score_images(&extractor, &detector, &paths, batch, side as u32, &progress, |scored| {
-            let sample = cat.test.get(next).context("internal: more scores than test images")?;
-            next += 1;
-            let mask = mvtec_eval::load_sample_mask(sample, side, side)?;
-            pixels.push(scored.score.map.view(), mask.as_ref().map(|m| m.view()))?;
-            image_scores.push(scored.score.image);
-            let map_max = scored.score.map.fold(f64::MIN, |a, &b| a.max(b));
-            map_lo = map_lo.min(scored.score.map.fold(f64::INFINITY, |a, &b| a.min(b)));
+        let evaluation = evaluate(&cache, &select, &checked.detector, side, &truth, |i, score| {
+            let sample = cat.test.get(i).context("internal: more scores than test images")?;
+            let map_max = score.map.fold(f64::MIN, |a, &b| a.max(b));
+            map_lo = map_lo.min(score.map.fold(f64::INFINITY, |a, &b| a.min(b)));
             map_hi = map_hi.max(map_max);
             let rel = sample.path.strip_prefix(&cat.dir).unwrap_or(&sample.path);
             score_lines.push_str(&format!(
@@ -133,8 +149,8 @@ pub fn run_eval(opts: &EvalOptions, resolved: &Resolved, progress: Progress) -> 
                 rel.display(),
                 sample.defect,
                 u8::from(sample.is_anomalous),
-                scored.score.image,
-                scored.score.pooled,
+                score.image,
+                score.pooled,
                 map_max
             ));
             let count = panels_per_defect.entry(sample.defect.clone()).or_insert(0);
@@ -143,44 +159,24 @@ pub fn run_eval(opts: &EvalOptions, resolved: &Resolved, progress: Progress) -> 
                 let stem = sample.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 panels.push(Panel {
                     name: format!("{}_{}_{}", cat.name, sample.defect, stem),
-                    image: scored.image,
-                    mask,
-                    map: scored.score.map,
+                    index: i,
+                    mask: truth.masks.get(i).cloned().flatten(),
+                    map: score.map.clone(),
                 });
             }
             Ok(())
         })
-        .with_context(|| format!("scoring category {}", cat.name))?;
-        let labels = cat.test_labels();
-        let image = ImageMetrics::compute(&image_scores, &labels)
-            .with_context(|| format!("image metrics of category {}", cat.name))?;
-        let pixel = pixels.finish().with_context(|| format!("pixel metrics of category {}", cat.name))?;
-        let test_seconds = t1.elapsed().as_secs_f64();
+        .with_context(|| format!("category {}", cat.name))?;
+        let (image, pixel) = (&evaluation.image, &evaluation.pixel);
 
-        let result = CategoryResult {
-            image_auroc: image.auroc,
-            pixel_auroc: pixel.auroc,
-            aupro: pixel.aupro,
-            image_f1_max: image.f1_max,
-            image_f1_threshold: image.f1_threshold,
-            pixel_f1_max: pixel.f1_max,
-            pixel_f1_threshold: pixel.f1_threshold,
-            fit_seconds,
-            test_seconds,
-            n_train: cat.train.len(),
-            n_test: cat.test.len(),
-        };
-        for (col, v) in COLUMNS.iter().zip(result.values()) {
-            report.set(&cat.name, col, v);
-        }
+        let t_out = std::time::Instant::now();
         let scores_dir = opts.out.join("scores");
-        std::fs::create_dir_all(&scores_dir).with_context(|| format!("cannot create {}", scores_dir.display()))?;
-        write_atomic(scores_dir.join(format!("{}.csv", cat.name)), score_lines.as_bytes())?;
         let plots = opts.out.join("plots");
         let heatmaps = opts.out.join("heatmaps");
-        for dir in [&plots, &heatmaps] {
+        for dir in [&scores_dir, &plots, &heatmaps] {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        write_atomic(scores_dir.join(format!("{}.csv", cat.name)), score_lines.as_bytes())?;
         plot_curves(
             plots.join(format!("{}_image_roc.png", cat.name)),
             &PlotSpec::roc(format!("{}: image ROC (AUROC {:.3})", cat.name, image.auroc)),
@@ -196,41 +192,69 @@ pub fn run_eval(opts: &EvalOptions, resolved: &Resolved, progress: Progress) -> 
             &PlotSpec::pro(format!("{}: PRO (AUPRO@0.3 {:.3})", cat.name, pixel.aupro), pixel.pro_fpr_limit),
             &[("PRO", &pixel.pro)],
         )?;
-        let panel_opts = PanelOptions {
-            range: (map_lo as f32, map_hi as f32),
-            threshold: result.pixel_f1_threshold as f32,
-            gap: 4,
-        };
+        let panel_opts =
+            PanelOptions { range: (map_lo as f32, map_hi as f32), threshold: pixel.f1_threshold as f32, gap: 4 };
         for p in panels {
-            let img = image::DynamicImage::ImageRgb8(p.image);
+            let img = cache.test_image(p.index).context("internal: test image not kept")?;
+            let img = image::DynamicImage::ImageRgb8(img.clone());
             let map = p.map.mapv(|v| v as f32);
             let panel = mvtec_eval::heatmap_panel(&img, p.mask.as_ref().map(|m| m.view()), map.view(), &panel_opts)?;
             write_png(heatmaps.join(format!("{}.png", p.name)), &panel)?;
         }
         if opts.save_models {
             let thresholds = Thresholds {
-                image: result.image_f1_threshold,
-                pixel: result.pixel_f1_threshold,
+                image: image.f1_threshold,
+                pixel: pixel.f1_threshold,
                 source: format!("F1-max on the test set of {}", cat.name),
             };
-            let model = Model::new(resolved.config.clone(), extractor.identity(), thresholds, cat.train.len(), detector);
+            let model = Model::new(
+                checked.config.clone(),
+                extractor.identity(),
+                thresholds,
+                cat.train.len(),
+                evaluation.detector.clone(),
+            );
             let models = opts.out.join("models");
             std::fs::create_dir_all(&models).with_context(|| format!("cannot create {}", models.display()))?;
             model.save(&models.join(format!("{}.gaussad", cat.name)))?;
         }
+        let timings = Timings {
+            extract_train: cache.extract_train_seconds,
+            fit: evaluation.fit_seconds,
+            extract_test: cache.extract_test_seconds,
+            score: evaluation.score_seconds,
+            outputs: t_out.elapsed().as_secs_f64(),
+        };
+        let result = CategoryResult {
+            image_auroc: image.auroc,
+            pixel_auroc: pixel.auroc,
+            aupro: pixel.aupro,
+            image_f1_max: image.f1_max,
+            image_f1_threshold: image.f1_threshold,
+            pixel_f1_max: pixel.f1_max,
+            pixel_f1_threshold: pixel.f1_threshold,
+            fit_seconds: timings.extract_train + timings.fit,
+            test_seconds: timings.extract_test + timings.score,
+            timings,
+            n_train: cache.len(Set::Train),
+            n_test: cache.len(Set::Test),
+        };
+        for (col, v) in COLUMNS.iter().zip(result.values()) {
+            report.set(&cat.name, col, v);
+        }
         progress.say(format!(
             "{}: image AUROC {:.4}, pixel AUROC {:.4}, AUPRO {:.4} (fit {:.1}s, test {:.1}s)",
-            cat.name, result.image_auroc, result.pixel_auroc, result.aupro, fit_seconds, test_seconds
+            cat.name, result.image_auroc, result.pixel_auroc, result.aupro, result.fit_seconds, result.test_seconds
         ));
         results.insert(cat.name.clone(), result);
     }
     let means = report.means();
     let mean: BTreeMap<&str, Option<f64>> = report.columns.iter().map(String::as_str).zip(means).collect();
     let json = serde_json::json!({
-        "config": resolved.config,
+        "config": checked.config,
         "backbone": extractor.identity(),
         "map_resolution": [side, side],
-        "mask_resize": "nearest, defect where value > 127",
+        "mask_resize": "nearest to the input size, then the images' centre crop; defect where value > 127",
         "categories": results,
         "mean": mean,
     });

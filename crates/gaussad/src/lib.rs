@@ -9,6 +9,8 @@ pub mod ablate;
 pub mod cli;
 pub mod config;
 pub mod eval;
+pub mod features;
+pub mod files;
 pub mod model_file;
 pub mod pipeline;
 pub mod predict;

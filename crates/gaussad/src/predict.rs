@@ -6,8 +6,9 @@ use anyhow::{Context, Result, bail};
 use mvtec_eval::{PanelOptions, write_atomic, write_png};
 use serde::Serialize;
 
+use crate::config::{Origin, RunFlags, Sourced};
 use crate::model_file::Model;
-use crate::pipeline::{Resolved, score_images};
+use crate::pipeline::score_images;
 use crate::progress::Progress;
 
 /// What to score and where to write.
@@ -21,10 +22,8 @@ pub struct PredictOptions {
     pub out: PathBuf,
     /// Image threshold override.
     pub threshold: Option<f64>,
-    /// Batch size.
-    pub batch_size: usize,
-    /// Device.
-    pub device: String,
+    /// Run options (batch size, device).
+    pub run: RunFlags,
 }
 
 /// One image's verdict (one JSON line).
@@ -48,9 +47,6 @@ pub struct Prediction {
 
 /// Runs prediction; prints one JSON line per image on stdout.
 pub fn run_predict(opts: &PredictOptions, progress: Progress) -> Result<()> {
-    if opts.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
     for p in &opts.images {
         if !p.is_file() {
             bail!("image {} does not exist or is not a file", p.display());
@@ -58,10 +54,11 @@ pub fn run_predict(opts: &PredictOptions, progress: Progress) -> Result<()> {
     }
     let model = Model::load(&opts.model)?;
     let mut cfg = model.header.config.clone();
-    cfg.device = opts.device.clone();
-    cfg.batch_size = opts.batch_size;
-    let resolved = Resolved::new(&cfg).with_context(|| format!("model {}", opts.model.display()))?;
-    let extractor = resolved.extractor()?;
+    opts.run.apply(&mut cfg)?;
+    let checked = Sourced::new(cfg, Origin::Other(format!("from model {}", opts.model.display())))
+        .check()
+        .with_context(|| format!("model {}", opts.model.display()))?;
+    let extractor = checked.extractor()?;
     let have = extractor.identity();
     if have.weights_sha256 != model.header.backbone.weights_sha256 || have.name != model.header.backbone.name {
         bail!(
@@ -79,7 +76,7 @@ pub fn run_predict(opts: &PredictOptions, progress: Progress) -> Result<()> {
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create --out {}", opts.out.display()))?;
     let mut lines = String::new();
     let mut index = 0usize;
-    score_images(&extractor, &model.detector, &opts.images, opts.batch_size, resolved.map_size(), &progress, |s| {
+    score_images(&extractor, &model.detector, &opts.images, checked.batch_size(), checked.map_size(), &progress, |s| {
         let stem = s.path.file_stem().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
         let heatmap = opts.out.join(format!("{index:04}_{stem}.png"));
         index += 1;

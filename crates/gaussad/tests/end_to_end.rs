@@ -192,7 +192,7 @@ fn bench_backbone_reports_a_median() {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| panic!("no median in {text:?}"));
     assert!(per_image > 0.0 && per_image.is_finite(), "{text}");
-    assert!(text.contains("efficientnet-lite0 @ 224, batch 2, levels [3]"), "{text}");
+    assert!(text.contains("efficientnet-lite0 @ 224, batch 2, levels 3, 3 iterations"), "{text}");
     let bad = Command::new(env!("CARGO_BIN_EXE_gaussad")).args(["bench-backbone", "--iters", "0"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }

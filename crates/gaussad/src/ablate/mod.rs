@@ -8,30 +8,24 @@
 //! - [`store`]: `grid.json` and the per-cell result files.
 //! - [`report`]: tables (Markdown, CSV, JSON) and plots.
 
-pub mod cache;
 pub mod grid;
 pub mod plan;
 pub mod report;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use mvtec_eval::{Dataset, ImageMetrics, PixelMetricsAccumulator, ValidateOptions};
-use scoring::DetectorFitter;
 
-use crate::config::MethodConfig;
-use crate::pipeline::Resolved;
+use crate::config::RunFlags;
+use crate::eval::open_dataset;
+use crate::features::{CacheOptions, DEFAULT_CACHE_BYTES, FeatureCache};
+use crate::pipeline::{TestTruth, evaluate};
 use crate::progress::Progress;
-use cache::{FeatureCache, Set};
 use grid::Grid;
-use plan::{Cell, Plan, Shard};
+use plan::{Cell, Plan, Shard, cell_id};
 use store::{CELL_FORMAT, CellResult, GridRecord};
-
-/// Default feature-cache budget per group: 2 GiB.
-pub const DEFAULT_CACHE_BYTES: usize = 2 << 30;
 
 /// What `gaussad ablate` runs.
 #[derive(Clone, Debug)]
@@ -48,12 +42,10 @@ pub struct AblateOptions {
     pub shard: Option<Shard>,
     /// Feature-cache budget in bytes; above it features are spilled to OUT/cache.
     pub cache_bytes: usize,
-    /// Keep spilled cache files after each group.
+    /// Keep spilled feature files after each group.
     pub keep_cache: bool,
-    /// Overrides the grid's batch size.
-    pub batch_size: Option<usize>,
-    /// Overrides the grid's device.
-    pub device: Option<String>,
+    /// Run options (batch size, device) overriding the grid's `[method]`.
+    pub run: RunFlags,
 }
 
 impl AblateOptions {
@@ -67,8 +59,7 @@ impl AblateOptions {
             shard: None,
             cache_bytes: DEFAULT_CACHE_BYTES,
             keep_cache: false,
-            batch_size: None,
-            device: None,
+            run: RunFlags::default(),
         }
     }
 }
@@ -90,54 +81,49 @@ pub struct RunSummary {
     pub missing: usize,
 }
 
-/// Loads the grid of `opts` (file or paper), with the batch size / device overrides.
+/// Loads the grid of `opts` (file or paper), with the run-option overrides.
 fn load_grid(opts: &AblateOptions) -> Result<(Grid, String)> {
     let (mut grid, source) = match &opts.grid {
         Some(p) => (Grid::load(p)?, format!("grid file {}", p.display())),
-        None => (Grid::paper(), "the built-in paper grid".to_string()),
+        None => (Grid::paper()?, "the built-in paper grid".to_string()),
     };
-    if let Some(b) = opts.batch_size {
-        grid.base.batch_size = b;
-    }
-    if let Some(d) = &opts.device {
-        grid.base.device = d.clone();
-    }
-    grid.base.check_scalars()?;
+    opts.run.apply(&mut grid.base)?;
     Ok((grid, source))
-}
-
-fn open_dataset(root: &Path) -> Result<Dataset> {
-    let dataset = Dataset::open_mvtec(root).with_context(|| format!("--dataset {}", root.display()))?;
-    for cat in dataset.categories() {
-        cat.validate(ValidateOptions { decode: false })
-            .with_context(|| format!("category {} in {}", cat.name, root.display()))?;
-    }
-    Ok(dataset)
 }
 
 /// Runs (this shard of) the grid, skipping finished cells, then writes the tables and plots
 /// of everything the output folder holds.
 pub fn run_ablation(opts: &AblateOptions, progress: &Progress) -> Result<RunSummary> {
     let (grid, source) = load_grid(opts)?;
-    let dataset = open_dataset(&opts.dataset)?;
+    let dataset = open_dataset(&opts.dataset, &[])?;
     let plan = Plan::new(&grid, &dataset, &opts.categories, &source)?;
     let shard = opts.shard.unwrap_or_default();
     let mine = plan.shard_groups(shard);
+    let my_cells: Vec<&Cell> = plan.cells.iter().filter(|c| mine.contains(&c.group)).collect();
 
     // Weights identity per backbone (this also loads every backbone once, before any work).
-    let mut weights: BTreeMap<String, String> = BTreeMap::new();
-    for cell in plan.cells.iter().filter(|c| mine.contains(&c.group)) {
-        if !weights.contains_key(&cell.config.backbone) {
-            let r = Resolved::new(&cell.config.method(&plan.base))?;
-            let sha = r.extractor()?.identity().weights_sha256;
-            weights.insert(cell.config.backbone.clone(), sha);
-        }
+    let mut weights: BTreeMap<usize, String> = BTreeMap::new();
+    let mut by_backbone: BTreeMap<String, String> = BTreeMap::new();
+    for cell in &my_cells {
+        let cfg = plan.configs.get(cell.config).context("internal: cell without config")?;
+        let sha = match by_backbone.get(&cfg.config.backbone) {
+            Some(sha) => sha.clone(),
+            None => {
+                let sha = cfg.extractor()?.identity().weights_sha256;
+                by_backbone.insert(cfg.config.backbone.clone(), sha.clone());
+                sha
+            }
+        };
+        weights.insert(cell.config, sha);
     }
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create --out {}", opts.out.display()))?;
     GridRecord::of(&plan, &source, opts.shard).save(&opts.out)?;
 
-    let id_of = |c: &Cell| c.id(&plan.dataset_digest(&c.category), weights.get(&c.config.backbone).map_or("", String::as_str));
-    let my_cells: Vec<&Cell> = plan.cells.iter().filter(|c| mine.contains(&c.group)).collect();
+    let id_of = |c: &Cell| -> String {
+        let cfg = plan.configs.get(c.config).map(|k| &k.config);
+        let sha = weights.get(&c.config).map_or("", String::as_str);
+        cfg.map(|cfg| cell_id(cfg, &c.category, &plan.dataset_digest(&c.category), sha)).unwrap_or_default()
+    };
     let done: BTreeSet<usize> =
         my_cells.iter().filter(|c| store::read_cell(&opts.out, &id_of(c)).is_some()).map(|c| c.index).collect();
     let mut summary = RunSummary {
@@ -163,96 +149,56 @@ pub fn run_ablation(opts: &AblateOptions, progress: &Progress) -> Result<RunSumm
             continue;
         }
         let todo: Vec<&Cell> = my_cells.iter().filter(|c| c.group == g && !done.contains(&c.index)).copied().collect();
-        let Some(first) = todo.first() else { continue };
+        let Some(first) = todo.first().and_then(|c| plan.configs.get(c.config)) else { continue };
         let cat = dataset.category(&key.category)?;
-        let mut union: Vec<usize> = todo.iter().flat_map(|c| c.config.levels.iter().copied()).collect();
+        let mut union: Vec<usize> =
+            todo.iter().filter_map(|c| plan.configs.get(c.config)).flat_map(|c| c.levels().iter().copied()).collect();
         union.sort_unstable();
         union.dedup();
-        let group_cfg = MethodConfig { levels: union.clone(), ..first.config.method(&plan.base) };
-        let group = Resolved::new(&group_cfg)?;
-        let extractor = group.extractor()?;
-        let side = group.map_size() as usize;
+        let extractor = first.extractor_for_levels(&union)?;
         bar.suspend(|| {
             progress.say(format!(
-                "group {}/{}: {} @ {} on {}: levels {:?} for {} cells",
+                "group {}/{}: {} on {}: levels {:?} for {} cells",
                 g + 1,
                 plan.groups.len(),
-                key.backbone,
-                key.resize,
+                key.features,
                 key.category,
                 union,
                 todo.len()
             ))
         });
+        let truth = TestTruth::load(cat, first)?;
         let test_paths: Vec<PathBuf> = cat.test.iter().map(|s| s.path.clone()).collect();
-        let spill = opts.out.join("cache").join(format!("group{}-{}", g + 1, key.category));
-        let cache = FeatureCache::build(
-            &extractor,
-            &cat.train,
-            &test_paths,
-            plan.base.batch_size,
-            opts.cache_bytes,
-            &spill,
-            opts.keep_cache,
-            progress,
-        )
-        .with_context(|| format!("extracting features of category {}", cat.name))?;
+        let cache_opts = CacheOptions {
+            budget_bytes: opts.cache_bytes,
+            spill_dir: Some(opts.out.join("cache").join(format!("group{}-{}", g + 1, key.category))),
+            keep_files: opts.keep_cache,
+            ..CacheOptions::new(first.batch_size())
+        };
+        let cache = FeatureCache::build(&extractor, &cat.train, &test_paths, &cache_opts, progress)
+            .with_context(|| format!("extracting features of category {}", cat.name))?;
         summary.groups_extracted += 1;
-        let masks = cat
-            .test
-            .iter()
-            .map(|s| mvtec_eval::load_sample_mask(s, side, side))
-            .collect::<mvtec_eval::Result<Vec<_>>>()?;
-        let labels = cat.test_labels();
-        let shapes = extractor.level_shapes();
         for cell in todo {
+            let cfg = plan.configs.get(cell.config).context("internal: cell without config")?;
             let id = id_of(cell);
-            let resolved = Resolved::new(&cell.config.method(&plan.base))?;
-            let select: Vec<usize> = cell
-                .config
-                .levels
-                .iter()
-                .map(|l| union.iter().position(|u| u == l).context("internal: level not cached"))
-                .collect::<Result<_>>()?;
-            let cell_shapes: Vec<(usize, usize, usize)> = select.iter().filter_map(|&s| shapes.get(s).copied()).collect();
-            let ctx = || format!("cell {} ({} on {})", id, cell.config.key(), cell.category);
-            let t0 = Instant::now();
-            let mut fitter = DetectorFitter::new(resolved.detector.validate()?, &cell_shapes).with_context(ctx)?;
-            cache.for_each(Set::Train, &select, |_, v| Ok(fitter.push_phase1(v)?)).with_context(ctx)?;
-            fitter.finish_phase1().with_context(ctx)?;
-            cache.for_each(Set::Train, &select, |_, v| Ok(fitter.push_phase2(v)?)).with_context(ctx)?;
-            let detector = fitter.finish().with_context(ctx)?;
-            let fit_seconds = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
-            let mut pixels = PixelMetricsAccumulator::new();
-            let mut image_scores = Vec::with_capacity(labels.len());
-            cache
-                .for_each(Set::Test, &select, |i, v| {
-                    let s = detector.score(v, side, side)?;
-                    let mask = masks.get(i).context("internal: more test maps than masks")?;
-                    pixels.push(s.map.view(), mask.as_ref().map(|m| m.view()))?;
-                    image_scores.push(s.image);
-                    Ok(())
-                })
-                .with_context(ctx)?;
-            let image = ImageMetrics::compute(&image_scores, &labels).with_context(ctx)?;
-            let pixel = pixels.finish().with_context(ctx)?;
-            let test_seconds = t1.elapsed().as_secs_f64();
+            let ctx = || format!("cell {} ({} on {})", id, cfg.config.method_key(), cell.category);
+            let select = cache.select(cfg.levels()).with_context(ctx)?;
+            let e = evaluate(&cache, &select, &cfg.detector, cfg.map_size(), &truth, |_, _| Ok(())).with_context(ctx)?;
             let result = CellResult {
                 format: CELL_FORMAT.into(),
                 id: id.clone(),
                 category: cell.category.clone(),
-                config: cell.config.clone(),
+                config: cfg.config.clone(),
                 backbone: extractor.identity(),
                 n_train: cat.train.len(),
                 n_test: cat.test.len(),
-                image_auroc: image.auroc,
-                pixel_auroc: pixel.auroc,
-                aupro: pixel.aupro,
-                image_f1_max: image.f1_max,
-                pixel_f1_max: pixel.f1_max,
-                fit_seconds,
-                test_seconds,
+                image_auroc: e.image.auroc,
+                pixel_auroc: e.pixel.auroc,
+                aupro: e.pixel.aupro,
+                image_f1_max: e.image.f1_max,
+                pixel_f1_max: e.pixel.f1_max,
+                fit_seconds: e.fit_seconds,
+                test_seconds: e.score_seconds,
                 group_extract_train_seconds: cache.extract_train_seconds,
                 group_extract_test_seconds: cache.extract_test_seconds,
                 group_levels: union.clone(),
@@ -287,18 +233,17 @@ pub fn collect_cells(record: &GridRecord, dirs: &[PathBuf]) -> Result<Vec<(usize
             let digest = record.categories.get(&c.category).map(|d| d.digest());
             let Some(digest) = digest else { continue };
             // Only results whose id matches this grid's data and their own weights.
-            let cell = Cell { index: 0, config: c.config.clone(), category: c.category.clone(), group: 0 };
-            if cell.id(&digest, &c.backbone.weights_sha256) != c.id {
+            if cell_id(&c.config, &c.category, &digest, &c.backbone.weights_sha256) != c.id {
                 continue;
             }
-            found.entry((c.config.key(), c.category.clone())).or_insert(c);
+            found.entry((c.config.method_key(), c.category.clone())).or_insert(c);
         }
     }
     let mut out = Vec::new();
     let mut shas: BTreeMap<String, String> = BTreeMap::new();
     for (i, (ci, cat)) in record.cells.iter().enumerate() {
         let Some(cfg) = record.configs.get(*ci) else { bail!("grid.json: cell {i} names config {ci}, which is missing") };
-        if let Some(r) = found.get(&(cfg.config.key(), cat.clone())) {
+        if let Some(r) = found.get(&(cfg.config.method_key(), cat.clone())) {
             let sha = shas.entry(r.config.backbone.clone()).or_insert_with(|| r.backbone.weights_sha256.clone());
             if *sha != r.backbone.weights_sha256 {
                 bail!(
@@ -357,7 +302,7 @@ pub fn merge(opts: &MergeOptions, progress: &Progress) -> Result<usize> {
             .iter()
             .filter(|(ci, cat)| !have.contains(&(*ci, cat.as_str())))
             .map(|(ci, cat)| {
-                let cfg = record.configs.get(*ci).map(|c| c.config.key()).unwrap_or_default();
+                let cfg = record.configs.get(*ci).map(|c| c.config.method_key()).unwrap_or_default();
                 format!("  {cat}: {cfg}")
             })
             .collect();
@@ -406,12 +351,9 @@ pub struct AblateArgs {
     /// Keep spilled feature files in OUT/cache/ after each group.
     #[arg(long)]
     pub keep_cache: bool,
-    /// Images per backbone batch (overrides the grid's `[method] batch-size`).
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Device: cpu | cuda | cuda:N (overrides the grid's `[method] device`).
-    #[arg(long)]
-    pub device: Option<String>,
+    /// Run options (override the grid's `[method]`).
+    #[command(flatten)]
+    pub run: RunFlags,
 }
 
 /// Subcommands of `gaussad ablate`.
@@ -446,8 +388,7 @@ pub fn run_cli(args: AblateArgs, progress: &Progress) -> Result<()> {
         shard: args.shard,
         cache_bytes: args.cache_mib.saturating_mul(1 << 20),
         keep_cache: args.keep_cache,
-        batch_size: args.batch_size,
-        device: args.device,
+        run: args.run,
     };
     let summary = run_ablation(&opts, progress)?;
     println!(

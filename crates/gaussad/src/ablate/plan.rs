@@ -5,94 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
-use backbone::BackboneSpec;
-use gaussian_fit::CovarianceEstimator;
 use mvtec_eval::{Category, Dataset};
-use opca_reduction::Selection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::grid::Grid;
-use crate::config::MethodConfig;
-use crate::pipeline::Resolved;
-
-/// The method part of a cell: every key that can change a result (not batch size or device),
-/// resolved against the backbone (levels and size filled in) and written canonically.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CellConfig {
-    /// Backbone name or ONNX path.
-    pub backbone: String,
-    /// Square input size.
-    pub resize: u32,
-    /// Centre crop (0 = none).
-    pub center_crop: u32,
-    /// Levels, in order.
-    pub levels: Vec<usize>,
-    /// Reduction (`opca:T`, `pca:T`, `none`).
-    pub reduction: String,
-    /// Spatial model.
-    pub spatial: String,
-    /// Image score.
-    pub image_score: String,
-    /// Pixel PCA.
-    pub pixel_pca: String,
-    /// Covariance estimator.
-    pub covariance: String,
-    /// Blur sigma (0 = off).
-    pub blur_sigma: f64,
-}
-
-impl CellConfig {
-    /// The canonical text of this config (the deduplication key).
-    pub fn key(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    /// The method config to run it with (batch size and device from `base`).
-    pub fn method(&self, base: &MethodConfig) -> MethodConfig {
-        MethodConfig {
-            backbone: self.backbone.clone(),
-            levels: self.levels.clone(),
-            resize: self.resize,
-            center_crop: self.center_crop,
-            reduction: self.reduction.clone(),
-            pixel_pca: self.pixel_pca.clone(),
-            spatial: self.spatial.clone(),
-            covariance: self.covariance.clone(),
-            blur_sigma: self.blur_sigma,
-            image_score: self.image_score.clone(),
-            ..base.clone()
-        }
-    }
-
-    /// Levels written `3-4-5` (for tables).
-    pub fn levels_label(&self) -> String {
-        self.levels.iter().map(ToString::to_string).collect::<Vec<_>>().join("-")
-    }
-
-    /// The reduction's selection.
-    pub fn selection(&self) -> Option<Selection> {
-        Selection::from_str(&self.reduction).ok()
-    }
-
-    fn from_resolved(r: &Resolved) -> Result<Self> {
-        let c = &r.config;
-        let sel = Selection::from_str(&c.reduction).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let cov = CovarianceEstimator::from_str(&c.covariance).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Self {
-            backbone: c.backbone.clone(),
-            resize: c.resize,
-            center_crop: c.center_crop,
-            levels: c.levels.clone(),
-            reduction: sel.to_string(),
-            spatial: r.detector.spatial.to_string(),
-            image_score: r.detector.image_score.to_string(),
-            pixel_pca: r.detector.pixel_pca.to_string(),
-            covariance: cov.to_string(),
-            blur_sigma: c.blur_sigma,
-        })
-    }
-}
+use crate::config::{CheckedConfig, MethodConfig, OptionKind};
 
 /// What identifies a category's data: its name and its image files (relative to the
 /// category folder), so a copied dataset keeps its ids and a changed one does not.
@@ -133,36 +51,31 @@ pub fn sha256_hex(text: &str) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The id of a cell: hash of its method (see [`MethodConfig::method_key`]), its category's
+/// data and the backbone weights.
+pub fn cell_id(config: &MethodConfig, category: &str, dataset_digest: &str, weights_sha256: &str) -> String {
+    let text = format!("{}\n{}\n{}\n{}", config.method_key(), category, dataset_digest, weights_sha256);
+    sha256_hex(&text).chars().take(20).collect()
+}
+
 /// One cell: a method config on one category.
 #[derive(Clone, Debug)]
 pub struct Cell {
     /// Position in the grid's cell order.
     pub index: usize,
-    /// The method.
-    pub config: CellConfig,
+    /// Index of its config in [`Plan::configs`].
+    pub config: usize,
     /// The category name.
     pub category: String,
     /// The group (feature extraction) it belongs to.
     pub group: usize,
 }
 
-impl Cell {
-    /// The cell's stable id: hash of its config, its category's data and the backbone weights.
-    pub fn id(&self, dataset_digest: &str, weights_sha256: &str) -> String {
-        let text = format!("{}\n{}\n{}\n{}", self.config.key(), self.category, dataset_digest, weights_sha256);
-        sha256_hex(&text).chars().take(20).collect()
-    }
-}
-
-/// A feature-extraction group: one backbone, input size and crop on one category.
+/// A feature-extraction group: one setting of the feature options on one category.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct GroupKey {
-    /// Backbone.
-    pub backbone: String,
-    /// Input size.
-    pub resize: u32,
-    /// Centre crop.
-    pub center_crop: u32,
+    /// The feature options (see [`MethodConfig::kind_key`]).
+    pub features: String,
     /// Category.
     pub category: String,
 }
@@ -170,24 +83,23 @@ pub struct GroupKey {
 /// The whole plan.
 #[derive(Debug)]
 pub struct Plan {
-    /// The base config (batch size, device).
-    pub base: MethodConfig,
+    /// The distinct configs, in grid order, checked (levels and size filled in; run options
+    /// from the grid's base).
+    pub configs: Vec<CheckedConfig>,
+    /// Per config (index into `configs`): the sweeps (names or numbers) it belongs to.
+    pub config_sweeps: Vec<Vec<String>>,
     /// Cells in run order (grouped).
     pub cells: Vec<Cell>,
     /// Groups, in run order.
     pub groups: Vec<GroupKey>,
-    /// Per category: its identity digest.
+    /// Per category: its identity.
     pub datasets: BTreeMap<String, CategoryIdentity>,
-    /// The distinct configs, in grid order (for tables).
-    pub configs: Vec<CellConfig>,
-    /// Per config (index into `configs`): the sweeps (names or numbers) it belongs to.
-    pub config_sweeps: Vec<Vec<String>>,
-    /// The grid's hash: configs, categories and data (not weights, not batch size or device).
+    /// The grid's hash: configs, categories and data (not weights, not run options).
     pub grid_hash: String,
 }
 
 impl Plan {
-    /// Resolves every config of `grid` (levels against the backbone, weights present) and
+    /// Checks every config of `grid` (levels against the backbone, weights present) and
     /// orders the cells by group. `categories` (non-empty) overrides the grid's.
     pub fn new(grid: &Grid, dataset: &Dataset, categories: &[String], source: &str) -> Result<Plan> {
         let wanted = if categories.is_empty() { &grid.categories } else { categories };
@@ -195,31 +107,15 @@ impl Plan {
         if dataset.categories().is_empty() {
             bail!("the dataset has no category with train/good");
         }
-        let mut configs: Vec<CellConfig> = Vec::new();
+        let mut configs: Vec<CheckedConfig> = Vec::new();
         let mut config_sweeps: Vec<Vec<String>> = Vec::new();
         let mut keys: BTreeMap<String, usize> = BTreeMap::new();
-        let mut checked_backbones = BTreeSet::new();
-        for (s, cfg) in grid.configs() {
+        for (s, cfg) in grid.configs().with_context(|| source.to_string())? {
             let sweep = grid.sweeps.get(s).and_then(|w| w.name.clone()).unwrap_or_else(|| format!("{}", s + 1));
-            if checked_backbones.insert(cfg.backbone.clone()) {
-                // Fails here, before any work, when weights are missing.
-                crate::pipeline::Resolved::new(&MethodConfig { backbone: cfg.backbone.clone(), ..MethodConfig::default() })
-                    .with_context(|| format!("{source}: key `backbones`"))?;
-            }
-            if let Ok(spec) = BackboneSpec::from_str(&cfg.backbone)
-                && let Some(bad) = cfg.levels.iter().find(|&&l| l >= spec.num_levels())
-            {
-                bail!(
-                    "{source}: key `levels`: level {bad} does not exist for {} (levels 0..{})",
-                    cfg.backbone,
-                    spec.num_levels() - 1
-                );
-            }
-            let resolved = Resolved::new(&cfg).with_context(|| format!("{source}: a cell of sweep {sweep}"))?;
-            let cc = CellConfig::from_resolved(&resolved)?;
-            let k = cc.key();
+            let checked = cfg.check().with_context(|| format!("{source}: a cell of sweep {sweep}"))?;
+            let k = checked.config.method_key();
             let i = *keys.entry(k).or_insert_with(|| {
-                configs.push(cc);
+                configs.push(checked);
                 config_sweeps.push(Vec::new());
                 configs.len() - 1
             });
@@ -231,23 +127,18 @@ impl Plan {
         }
         let datasets: BTreeMap<String, CategoryIdentity> =
             dataset.categories().iter().map(|c| (c.name.clone(), CategoryIdentity::of(c))).collect();
-        // Groups in first-appearance order: backbones/sizes as the grid lists them, categories sorted.
+        // Groups in first-appearance order: feature settings as the grid lists them, categories sorted.
         let mut groups: Vec<GroupKey> = Vec::new();
         let mut cells: Vec<Cell> = Vec::new();
         let mut seen = BTreeMap::new();
-        for cfg in &configs {
+        for (ci, cfg) in configs.iter().enumerate() {
             for cat in dataset.categories() {
-                let key = GroupKey {
-                    backbone: cfg.backbone.clone(),
-                    resize: cfg.resize,
-                    center_crop: cfg.center_crop,
-                    category: cat.name.clone(),
-                };
+                let key = GroupKey { features: cfg.config.kind_key(OptionKind::Features), category: cat.name.clone() };
                 let g = *seen.entry(key.clone()).or_insert_with(|| {
                     groups.push(key);
                     groups.len() - 1
                 });
-                cells.push(Cell { index: 0, config: cfg.clone(), category: cat.name.clone(), group: g });
+                cells.push(Cell { index: 0, config: ci, category: cat.name.clone(), group: g });
             }
         }
         cells.sort_by_key(|c| c.group);
@@ -255,10 +146,10 @@ impl Plan {
             c.index = i;
         }
         let hash_text = serde_json::to_string(&(
-            cells.iter().map(|c| (c.config.key(), &c.category)).collect::<Vec<_>>(),
+            cells.iter().map(|c| (configs.get(c.config).map(|k| k.config.method_key()), &c.category)).collect::<Vec<_>>(),
             datasets.values().map(CategoryIdentity::digest).collect::<Vec<_>>(),
         ))?;
-        Ok(Plan { base: grid.base.clone(), cells, groups, datasets, configs, config_sweeps, grid_hash: sha256_hex(&hash_text) })
+        Ok(Plan { configs, config_sweeps, cells, groups, datasets, grid_hash: sha256_hex(&hash_text) })
     }
 
     /// The groups shard `i` of `n` (1-based) runs: whole groups, each to the shard with the
@@ -284,11 +175,6 @@ impl Plan {
     pub fn dataset_digest(&self, category: &str) -> String {
         self.datasets.get(category).map(CategoryIdentity::digest).unwrap_or_default()
     }
-
-    /// Index of a config in [`Plan::configs`].
-    pub fn config_index(&self, cfg: &CellConfig) -> Option<usize> {
-        self.configs.iter().position(|c| c == cfg)
-    }
 }
 
 /// `--shard i/n`: run the i-th of n parts (1-based).
@@ -306,14 +192,17 @@ impl Default for Shard {
     }
 }
 
+/// The most shards a grid may be split into.
+const MAX_SHARDS: usize = 10_000;
+
 impl FromStr for Shard {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
         let (a, b) = s.split_once('/').with_context(|| format!("--shard {s:?}: expected i/n, e.g. 1/4"))?;
         let i: usize = a.trim().parse().with_context(|| format!("--shard {s:?}: {a:?} is not a number"))?;
         let n: usize = b.trim().parse().with_context(|| format!("--shard {s:?}: {b:?} is not a number"))?;
-        if n == 0 || i == 0 || i > n {
-            bail!("--shard {s:?}: need 1 <= i <= n");
+        if n == 0 || i == 0 || i > n || n > MAX_SHARDS {
+            bail!("--shard {s:?}: need 1 <= i <= n <= {MAX_SHARDS}");
         }
         Ok(Self { i, n })
     }
@@ -332,7 +221,7 @@ mod tests {
     #[test]
     fn shard_parsing() {
         assert_eq!("2/3".parse::<Shard>().unwrap(), Shard { i: 2, n: 3 });
-        for bad in ["0/2", "3/2", "1", "a/b", "1/0"] {
+        for bad in ["0/2", "3/2", "1", "a/b", "1/0", "1/99999999999"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
     }

@@ -4,7 +4,7 @@
 //! - per config: the mean over its categories,
 //! - figure-5-like plots (metric vs OPCA variance threshold) for every set of configs that
 //!   differ only in the reduction and hold at least two `opca:T` values,
-//! - tables 4-5-like per-level tables and a plot (metric vs level) for every set of configs
+//! - table-5-like per-level tables and a plot (metric vs level) for every set of configs
 //!   that differ only in a single tapped level,
 //! - table-3-like times: per cell, model fit and test seconds (from cached features), the
 //!   group's backbone seconds, and a least-squares line fit_seconds = a + b * n_train.
@@ -18,7 +18,7 @@ use mvtec_eval::{Curve, PlotSpec, plot_curves, write_atomic};
 use opca_reduction::Selection;
 use serde_json::json;
 
-use super::plan::CellConfig;
+use crate::config::MethodConfig;
 use super::store::{CellResult, GridRecord};
 
 const METRICS: [(&str, &str); 3] = [("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO")];
@@ -32,29 +32,36 @@ fn metric(c: &CellResult, name: &str) -> f64 {
     }
 }
 
-/// Columns of a config, as (name, text).
-fn config_columns(c: &CellConfig) -> Vec<(&'static str, String)> {
-    vec![
-        ("backbone", c.backbone.clone()),
-        ("resize", c.resize.to_string()),
-        ("center_crop", c.center_crop.to_string()),
-        ("levels", c.levels_label()),
-        ("reduction", c.reduction.clone()),
-        ("spatial", c.spatial.clone()),
-        ("image_score", c.image_score.clone()),
-        ("pixel_pca", c.pixel_pca.clone()),
-        ("covariance", c.covariance.clone()),
-        ("blur_sigma", c.blur_sigma.to_string()),
-    ]
+/// Columns of a config, as (name, text): every method option.
+fn config_columns(c: &MethodConfig) -> Vec<(&'static str, String)> {
+    c.columns()
+}
+
+/// A config named by its non-default options except `skip` (e.g. the swept one).
+fn context_of(c: &MethodConfig, skip: &str) -> String {
+    let default = MethodConfig::default().columns();
+    let parts: Vec<String> = c
+        .columns()
+        .into_iter()
+        .zip(default)
+        .filter(|((n, v), (_, d))| *n != skip && (v != d || *n == "backbone"))
+        .map(|((n, v), _)| format!("{n} {v}"))
+        .collect();
+    parts.join(", ")
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
 }
 
 /// The same config with one column blanked (the key of a one-factor sweep).
-fn key_without(c: &CellConfig, column: &str) -> String {
+fn key_without(c: &MethodConfig, column: &str) -> String {
     config_columns(c).into_iter().filter(|(n, _)| *n != column).map(|(_, v)| v).collect::<Vec<_>>().join("|")
 }
 
 /// A short label naming only the columns that vary across `configs`.
-fn labeler(configs: &[&CellConfig]) -> impl Fn(&CellConfig) -> String {
+fn labeler(configs: &[&MethodConfig]) -> impl Fn(&MethodConfig) -> String {
     let mut varying: Vec<&'static str> = Vec::new();
     if let Some(first) = configs.first() {
         let f = config_columns(first);
@@ -66,18 +73,18 @@ fn labeler(configs: &[&CellConfig]) -> impl Fn(&CellConfig) -> String {
             }
         }
     }
-    move |c: &CellConfig| {
+    move |c: &MethodConfig| {
         let parts: Vec<String> = config_columns(c)
             .into_iter()
             .filter(|(n, _)| varying.contains(n))
-            .map(|(n, v)| if n == "levels" { format!("levels {v}") } else if n == "resize" { format!("@{v}") } else { v })
+            .map(|(n, v)| format!("{n} {v}"))
             .collect();
         if parts.is_empty() { c.backbone.clone() } else { parts.join(" ") }
     }
 }
 
 struct ConfigSummary<'a> {
-    config: &'a CellConfig,
+    config: &'a MethodConfig,
     sweeps: Vec<String>,
     cells: Vec<&'a CellResult>,
     n_categories: usize,
@@ -127,18 +134,18 @@ pub fn write_reports(out: &Path, record: &GridRecord, cells: &[(usize, CellResul
             n_categories: record.cells.iter().filter(|(ci, _)| *ci == i).count(),
         })
         .collect();
-    let all: Vec<&CellConfig> = summaries.iter().map(|s| s.config).collect();
+    let all: Vec<&MethodConfig> = summaries.iter().map(|s| s.config).collect();
     let label = labeler(&all);
     let plots = out.join("plots");
     std::fs::create_dir_all(&plots).with_context(|| format!("cannot create {}", plots.display()))?;
 
     // ---- CSV: one row per cell, then one mean row per config.
     let mut csv = String::from("config,sweeps,");
-    let names: Vec<&str> = config_columns(&CellConfig::default_columns()).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<&str> = config_columns(&MethodConfig::default()).into_iter().map(|(n, _)| n).collect();
     csv.push_str(&names.join(","));
     csv.push_str(",category,image_auroc,pixel_auroc,aupro,image_f1_max,pixel_f1_max,fit_seconds,test_seconds,group_extract_train_seconds,group_extract_test_seconds,n_train,n_test,id\n");
     for (i, s) in summaries.iter().enumerate() {
-        let cfg: Vec<String> = config_columns(s.config).into_iter().map(|(_, v)| v).collect();
+        let cfg: Vec<String> = config_columns(s.config).into_iter().map(|(_, v)| csv_field(&v)).collect();
         for c in &s.cells {
             let _ = writeln!(
                 csv,
@@ -163,7 +170,7 @@ pub fn write_reports(out: &Path, record: &GridRecord, cells: &[(usize, CellResul
         }
     }
     for (i, s) in summaries.iter().enumerate() {
-        let cfg: Vec<String> = config_columns(s.config).into_iter().map(|(_, v)| v).collect();
+        let cfg: Vec<String> = config_columns(s.config).into_iter().map(|(_, v)| csv_field(&v)).collect();
         let m = |n| s.mean(n).map_or(String::new(), |v| format!("{v:.9}"));
         let _ = writeln!(
             csv,
@@ -246,7 +253,7 @@ pub fn write_reports(out: &Path, record: &GridRecord, cells: &[(usize, CellResul
         let Some(members) = by_key.get(k) else { continue };
         let mut opca: Vec<(f64, usize)> = members
             .iter()
-            .filter_map(|&i| match summaries.get(i)?.config.selection()? {
+            .filter_map(|&i| match summaries.get(i)?.config.reduction {
                 Selection::Opca(t) => Some((t, i)),
                 _ => None,
             })
@@ -257,11 +264,11 @@ pub fn write_reports(out: &Path, record: &GridRecord, cells: &[(usize, CellResul
         opca.sort_by(|a, b| a.0.total_cmp(&b.0));
         n_fig += 1;
         let Some(base) = members.first().and_then(|&i| summaries.get(i)) else { continue };
-        let context = format!("{} @{} levels {}", base.config.backbone, base.config.resize, base.config.levels_label());
+        let context = context_of(base.config, "reduction");
         if n_fig == 1 {
             let _ = writeln!(md, "## Variance threshold (figure 5)\n");
         }
-        let _ = writeln!(md, "### {context}, {} (plots/variance{n_fig}*.png)\n", base.config.spatial);
+        let _ = writeln!(md, "### {context} (plots/variance{n_fig}*.png)\n");
         let _ = writeln!(md, "| reduction | image AUROC | pixel AUROC | AUPRO | kept as x |");
         let _ = writeln!(md, "|---|---:|---:|---:|---|");
         for &i in members {
@@ -348,9 +355,9 @@ pub fn write_reports(out: &Path, record: &GridRecord, cells: &[(usize, CellResul
         members.sort_unstable();
         n_lv += 1;
         let Some(base) = members.first().and_then(|&(_, i)| summaries.get(i)) else { continue };
-        let context = format!("{} @{}, {}, {}", base.config.backbone, base.config.resize, base.config.reduction, base.config.spatial);
+        let context = context_of(base.config, "levels");
         if n_lv == 1 {
-            let _ = writeln!(md, "## Single levels (tables 4-5)\n");
+            let _ = writeln!(md, "## Single levels (paper table 5 for EfficientNet-B4)\n");
         }
         let _ = writeln!(md, "### {context} (plots/levels{n_lv}.png)\n");
         for (key, title) in METRICS {
@@ -493,24 +500,6 @@ pub fn write_reports(out: &Path, record: &GridRecord, cells: &[(usize, CellResul
     });
     write_atomic(out.join("ablation.json"), serde_json::to_string_pretty(&doc)?.as_bytes())?;
     Ok(())
-}
-
-impl CellConfig {
-    /// A config used only for column names.
-    fn default_columns() -> CellConfig {
-        CellConfig {
-            backbone: String::new(),
-            resize: 0,
-            center_crop: 0,
-            levels: Vec::new(),
-            reduction: String::new(),
-            spatial: String::new(),
-            image_score: String::new(),
-            pixel_pca: String::new(),
-            covariance: String::new(),
-            blur_sigma: 0.0,
-        }
-    }
 }
 
 #[cfg(test)]

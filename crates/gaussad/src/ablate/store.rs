@@ -9,12 +9,13 @@ use backbone::BackboneIdentity;
 use mvtec_eval::write_atomic;
 use serde::{Deserialize, Serialize};
 
-use super::plan::{CategoryIdentity, CellConfig, Plan, Shard};
+use super::plan::{CategoryIdentity, Plan, Shard};
+use crate::config::MethodConfig;
 
 /// Format tag of cell files.
-pub const CELL_FORMAT: &str = "gaussad-ablation-cell/1";
+pub const CELL_FORMAT: &str = "gaussad-ablation-cell/2";
 /// Format tag of grid.json.
-pub const GRID_FORMAT: &str = "gaussad-ablation-grid/1";
+pub const GRID_FORMAT: &str = "gaussad-ablation-grid/2";
 
 /// One finished cell (metrics are fractions in [0, 1]; times in seconds, wall clock).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,8 +26,8 @@ pub struct CellResult {
     pub id: String,
     /// Category.
     pub category: String,
-    /// Method.
-    pub config: CellConfig,
+    /// Method (checked: levels and size filled in).
+    pub config: MethodConfig,
     /// The backbone weights used.
     pub backbone: BackboneIdentity,
     /// Training images.
@@ -87,8 +88,8 @@ pub struct GridRecord {
 /// One config of [`GridRecord`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConfigRecord {
-    /// The config.
-    pub config: CellConfig,
+    /// The config (checked: levels and size filled in).
+    pub config: MethodConfig,
     /// Sweeps it belongs to.
     pub sweeps: Vec<String>,
 }
@@ -105,14 +106,10 @@ impl GridRecord {
                 .configs
                 .iter()
                 .zip(&plan.config_sweeps)
-                .map(|(c, s)| ConfigRecord { config: c.clone(), sweeps: s.clone() })
+                .map(|(c, s)| ConfigRecord { config: c.config.clone(), sweeps: s.clone() })
                 .collect(),
             categories: plan.datasets.clone(),
-            cells: plan
-                .cells
-                .iter()
-                .map(|c| (plan.config_index(&c.config).unwrap_or(usize::MAX), c.category.clone()))
-                .collect(),
+            cells: plan.cells.iter().map(|c| (c.config, c.category.clone())).collect(),
         }
     }
 
