@@ -126,11 +126,7 @@ pub fn run_eval(opts: &EvalOptions, checked: &CheckedConfig, progress: Progress)
         progress.say(format!("{}: {} training and {} test images", cat.name, cat.train.len(), cat.test.len()));
         let truth = TestTruth::load(cat, checked)?;
         let test_paths: Vec<PathBuf> = cat.test.iter().map(|s| s.path.clone()).collect();
-        let cache_opts = CacheOptions {
-            spill_dir: Some(opts.out.join("cache").join(&cat.name)),
-            keep_test_images: opts.panels > 0,
-            ..CacheOptions::new(checked.batch_size())
-        };
+        let cache_opts = CacheOptions { keep_test_images: opts.panels > 0, ..CacheOptions::new(checked.batch_size()) };
         let cache = FeatureCache::build(&extractor, &cat.train, &test_paths, &cache_opts, &progress)
             .with_context(|| format!("extracting features of category {}", cat.name))?;
 
