@@ -124,4 +124,17 @@ pub enum ScoringError {
     /// Error from the Gaussian fit.
     #[error("gaussian fit: {0}")]
     Gaussian(#[from] gaussian_fit::GaussianError),
+    /// Too few normal scores for a target false-alarm rate.
+    #[error(
+        "{got} normal scores cannot set a threshold for a false-alarm rate of {target}: the rule needs at least {needed} \
+         (use more training images, add --val images, or raise the target)"
+    )]
+    TooFewNormalScores {
+        /// Scores available.
+        got: usize,
+        /// The target rate.
+        target: f64,
+        /// Scores needed.
+        needed: usize,
+    },
 }

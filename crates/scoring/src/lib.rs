@@ -67,12 +67,14 @@
 //! ```
 #![deny(missing_docs)]
 
+mod calibration;
 mod detector;
 mod error;
 mod mahalanobis;
 mod options;
 mod resample;
 
+pub use calibration::{NormalScores, QuantileSketch, check_target_fpr};
 pub use detector::{
     Detector, DetectorFitter, DetectorParams, DetectorScore, FitPhase, ImageModel, LevelModel,
     LevelShape, MIN_TRAINING_IMAGES, PixelGaussians, PixelModel, ValidDetectorParams,
