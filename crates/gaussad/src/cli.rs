@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{CheckedConfig, MethodFlags, RunFlags};
 use crate::eval::{EvalOptions, run_eval};
 use crate::features::{CacheOptions, FeatureCache};
-use crate::model_file::{Model, Thresholds};
+use crate::model_file::Model;
 use crate::predict::{PredictOptions, run_predict};
 use crate::progress::Progress;
 
@@ -28,11 +28,14 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Fit a model on a folder of defect-free images.
+    /// Fit a model on defect-free images and calibrate its alarm thresholds out of fold.
     Fit {
-        /// Folder of good (defect-free) training images.
-        #[arg(long)]
-        train: PathBuf,
+        /// Good (defect-free) training images: files, folders (recursive) or glob patterns.
+        #[arg(long, required = true, num_args = 1..)]
+        train: Vec<PathBuf>,
+        /// Extra good images for calibration only (not fitted on): files, folders or globs.
+        #[arg(long, num_args = 1..)]
+        val: Vec<PathBuf>,
         /// Model file to write.
         #[arg(long)]
         out: PathBuf,
@@ -54,7 +57,7 @@ pub enum Command {
         /// Heatmap panels to write per defect type (0 = none).
         #[arg(long, default_value_t = 2)]
         panels: usize,
-        /// Also write each category's fitted model (thresholds = F1-max on its test set).
+        /// Also write each category's fitted model (thresholds calibrated out of fold on its training images).
         #[arg(long)]
         save_models: bool,
         /// Method flags.
@@ -150,7 +153,7 @@ where
     };
     let progress = Progress::new(cli.quiet);
     match cli.command {
-        Command::Fit { train, out, method } => fit(&train, &out, &method, progress),
+        Command::Fit { train, val, out, method } => fit(&train, &val, &out, &method, progress),
         Command::Eval { dataset, categories, out, panels, save_models, method } => {
             let checked = method.check()?;
             run_eval(&EvalOptions { dataset, categories, out, panels, save_models }, &checked, progress).map(|_| ())
@@ -188,32 +191,34 @@ where
     }
 }
 
-fn fit(train: &std::path::Path, out: &std::path::Path, method: &MethodFlags, progress: Progress) -> Result<()> {
+fn fit(train: &[PathBuf], val: &[PathBuf], out: &std::path::Path, method: &MethodFlags, progress: Progress) -> Result<()> {
     let checked = method.check()?;
-    let paths = list_images(train)?;
-    if paths.is_empty() {
-        bail!("--train {}: no images found (png, jpg, jpeg, tif, tiff, bmp)", train.display());
-    }
+    let paths = crate::inputs::collect_images(train, "--train")?;
+    let val = if val.is_empty() { Vec::new() } else { crate::inputs::collect_images(val, "--val")? };
+    let c = &checked.config;
+    let folds = c.folds.0.min(paths.len());
+    crate::pipeline::check_calibration_size(paths.len() + val.len(), folds, c.target_fpr.0)?;
     let extractor = checked.extractor()?;
-    let cache = FeatureCache::build(&extractor, &paths, &[], &CacheOptions::new(checked.batch_size()), &progress)?;
+    let cache = FeatureCache::build(&extractor, &paths, &val, &CacheOptions::new(checked.batch_size()), &progress)?;
     let select: Vec<usize> = (0..checked.levels().len()).collect();
+    progress.say(format!("fitting on {} images, calibrating with {folds} folds", paths.len()));
     let detector = crate::pipeline::fit(&cache, &select, &checked.detector, |_| true)?;
-    // Default thresholds: the largest score seen on the training images (in-sample, so
-    // optimistic); `gaussad eval --save-models` sets F1-max thresholds from labelled data.
-    let (mut image_max, mut pixel_max) = (f64::MIN, f64::MIN);
-    let side = checked.map_size();
-    cache.for_each(crate::features::Set::Train, &select, |_, v| {
-        let s = detector.score(v, side, side)?;
-        image_max = image_max.max(s.image);
-        pixel_max = pixel_max.max(s.map.fold(f64::MIN, |a, &b| a.max(b)));
-        Ok(())
-    })?;
-    let thresholds = Thresholds {
-        image: image_max,
-        pixel: pixel_max,
-        source: "max over the training images (in-sample)".into(),
-    };
-    let model = Model::new(checked.config.clone(), extractor.identity(), thresholds, paths.len(), detector);
+    let calibration = crate::pipeline::calibrate(
+        &cache,
+        &select,
+        &checked.detector,
+        &detector,
+        checked.map_size(),
+        folds,
+        c.target_fpr.0,
+        c.pixel_fpr.0,
+        true,
+    )?;
+    progress.say(format!(
+        "thresholds: image {:.4} (target false-alarm rate {}, promised {:.4}), pixel {:.4} (target {})",
+        calibration.image_threshold, calibration.target_fpr, calibration.promised_fpr, calibration.pixel_threshold, calibration.pixel_fpr
+    ));
+    let model = Model::new(checked.config.clone(), extractor.identity(), calibration, paths.len(), detector);
     model.save(out).with_context(|| format!("cannot write model {}", out.display()))?;
     progress.say(format!("model written to {} ({} training images)", out.display(), paths.len()));
     Ok(())
@@ -251,20 +256,6 @@ fn bench_backbone(checked: &CheckedConfig, iters: usize) -> Result<()> {
     Ok(())
 }
 
-/// The image files directly inside `dir`, sorted.
-fn list_images(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("--train {}: cannot read folder", dir.display()))?;
-    let mut paths = Vec::new();
-    for entry in entries {
-        let path = entry.with_context(|| format!("--train {}: cannot list folder", dir.display()))?.path();
-        if path.is_file() && mvtec_eval::is_image_file(&path) {
-            paths.push(path);
-        }
-    }
-    paths.sort();
-    Ok(paths)
-}
-
 fn inspect(path: &std::path::Path) -> Result<()> {
     let model = Model::load(path)?;
     let h = &model.header;
@@ -272,7 +263,15 @@ fn inspect(path: &std::path::Path) -> Result<()> {
     println!("written by: {}", h.written_by);
     println!("backbone:   {:?}", h.backbone);
     println!("training images: {}", h.n_train);
-    println!("thresholds: image {:.6}, pixel {:.6} ({})", h.thresholds.image, h.thresholds.pixel, h.thresholds.source);
+    let c = &h.calibration;
+    println!(
+        "thresholds: image {:.6} (target false-alarm rate {}, promised {:.4}), pixel {:.6} (target {})",
+        c.image_threshold, c.target_fpr, c.promised_fpr, c.pixel_threshold, c.pixel_fpr
+    );
+    println!(
+        "calibration: {}-fold out-of-fold scores of {} training images + {} validation images; {}",
+        c.folds, c.n_train, c.n_val, c.rule
+    );
     println!("config:\n{}", toml::to_string_pretty(&h.config).unwrap_or_default());
     for (i, (level, shape)) in h.config.levels.as_slice().iter().zip(model.detector.level_shapes()).enumerate() {
         let Some(l) = model.detector.levels().get(i) else { break };

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::config::CheckedConfig;
 use crate::features::{CacheOptions, FeatureCache, Set};
-use crate::model_file::{Model, Thresholds};
-use crate::pipeline::{TestTruth, evaluate};
+use crate::model_file::Model;
+use crate::pipeline::{TestTruth, calibrate, evaluate};
 use crate::progress::Progress;
 
 /// What to evaluate and where to write.
@@ -51,12 +51,40 @@ pub struct CategoryResult {
     pub fit_seconds: f64,
     /// Wall-clock seconds to test: the backbone on the test images plus scoring and metrics.
     pub test_seconds: f64,
+    /// The verdicts on the test set at the thresholds calibrated out of fold on the training
+    /// images (what `fit` would store): the operating point a deployment would see.
+    pub calibrated: CalibratedOperatingPoint,
     /// The phases behind those two numbers.
     pub timings: Timings,
     /// Training images.
     pub n_train: usize,
     /// Test images.
     pub n_test: usize,
+}
+
+/// Test-set rates at calibrated thresholds.
+#[derive(Clone, Debug, Serialize)]
+pub struct CalibratedOperatingPoint {
+    /// Image threshold (out-of-fold, for `target_fpr`).
+    pub image_threshold: f64,
+    /// The target false-alarm rate it was set for.
+    pub target_fpr: f64,
+    /// The rate the rule promises for images like the training images, k / (n + 1).
+    pub promised_fpr: f64,
+    /// Share of the good test images scored above the threshold.
+    pub false_alarm_rate: f64,
+    /// Share of the defective test images scored above the threshold.
+    pub detection_rate: f64,
+    /// Good test images.
+    pub n_good: usize,
+    /// Defective test images.
+    pub n_defective: usize,
+    /// Pixel threshold (out-of-fold, for `pixel_fpr`).
+    pub pixel_threshold: f64,
+    /// The target pixel false-alarm rate.
+    pub pixel_fpr: f64,
+    /// Folds used.
+    pub folds: usize,
 }
 
 /// Wall-clock seconds per phase of one category.
@@ -66,6 +94,8 @@ pub struct Timings {
     pub extract_train: f64,
     /// Fitting the detector from the cached features.
     pub fit: f64,
+    /// Out-of-fold calibration of the thresholds (one fit per fold).
+    pub calibrate: f64,
     /// Decoding, resizing and the backbone on the test images.
     pub extract_test: f64,
     /// Scoring the test set and computing the metrics.
@@ -74,17 +104,28 @@ pub struct Timings {
     pub outputs: f64,
 }
 
-const COLUMNS: [&str; 7] =
-    ["image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max", "fit_seconds", "test_seconds"];
+const COLUMNS: [&str; 9] = [
+    "image_auroc",
+    "pixel_auroc",
+    "aupro",
+    "image_f1_max (test-picked)",
+    "pixel_f1_max (test-picked)",
+    "false_alarms (calibrated)",
+    "detected (calibrated)",
+    "fit_seconds",
+    "test_seconds",
+];
 
 impl CategoryResult {
-    fn values(&self) -> [f64; 7] {
+    fn values(&self) -> [f64; 9] {
         [
             self.image_auroc,
             self.pixel_auroc,
             self.aupro,
             self.image_f1_max,
             self.pixel_f1_max,
+            self.calibrated.false_alarm_rate,
+            self.calibrated.detection_rate,
             self.fit_seconds,
             self.test_seconds,
         ]
@@ -133,10 +174,12 @@ pub fn run_eval(opts: &EvalOptions, checked: &CheckedConfig, progress: Progress)
         let mut panels: Vec<Panel> = Vec::new();
         let mut panels_per_defect: BTreeMap<String, usize> = BTreeMap::new();
         let mut score_lines = String::from("path,defect,label,image_score,pooled_score,map_max\n");
+        let mut test_scores = Vec::with_capacity(cat.test.len());
         let (mut map_lo, mut map_hi) = (f64::INFINITY, f64::NEG_INFINITY);
         let evaluation = evaluate(&cache, &select, &checked.detector, side, &truth, |i, score| {
             let sample = cat.test.get(i).context("internal: more scores than test images")?;
             let map_max = score.map.fold(f64::MIN, |a, &b| a.max(b));
+            test_scores.push(score.image);
             map_lo = map_lo.min(score.map.fold(f64::INFINITY, |a, &b| a.min(b)));
             map_hi = map_hi.max(map_max);
             let rel = sample.path.strip_prefix(&cat.dir).unwrap_or(&sample.path);
@@ -164,6 +207,40 @@ pub fn run_eval(opts: &EvalOptions, checked: &CheckedConfig, progress: Progress)
         })
         .with_context(|| format!("category {}", cat.name))?;
         let (image, pixel) = (&evaluation.image, &evaluation.pixel);
+        let t_cal = std::time::Instant::now();
+        let c = &checked.config;
+        let calibration = calibrate(
+            &cache,
+            &select,
+            &checked.detector,
+            &evaluation.detector,
+            side,
+            c.folds.0,
+            c.target_fpr.0,
+            c.pixel_fpr.0,
+            false,
+        )
+        .with_context(|| format!("calibrating the thresholds of category {}", cat.name))?;
+        let calibrate_seconds = t_cal.elapsed().as_secs_f64();
+        let rate = |anomalous: bool| {
+            let (hit, n) = test_scores.iter().zip(&truth.labels).filter(|(_, l)| **l == anomalous).fold((0usize, 0usize), |(h, n), (s, _)| {
+                (h + usize::from(*s > calibration.image_threshold), n + 1)
+            });
+            (if n == 0 { f64::NAN } else { hit as f64 / n as f64 }, n)
+        };
+        let ((false_alarm_rate, n_good), (detection_rate, n_defective)) = (rate(false), rate(true));
+        let calibrated = CalibratedOperatingPoint {
+            image_threshold: calibration.image_threshold,
+            target_fpr: calibration.target_fpr,
+            promised_fpr: calibration.promised_fpr,
+            false_alarm_rate,
+            detection_rate,
+            n_good,
+            n_defective,
+            pixel_threshold: calibration.pixel_threshold,
+            pixel_fpr: calibration.pixel_fpr,
+            folds: calibration.folds,
+        };
 
         let t_out = std::time::Instant::now();
         let scores_dir = opts.out.join("scores");
@@ -198,15 +275,10 @@ pub fn run_eval(opts: &EvalOptions, checked: &CheckedConfig, progress: Progress)
             write_png(heatmaps.join(format!("{}.png", p.name)), &panel)?;
         }
         if opts.save_models {
-            let thresholds = Thresholds {
-                image: image.f1_threshold,
-                pixel: pixel.f1_threshold,
-                source: format!("F1-max on the test set of {}", cat.name),
-            };
             let model = Model::new(
                 checked.config.clone(),
                 extractor.identity(),
-                thresholds,
+                calibration.clone(),
                 cat.train.len(),
                 evaluation.detector.clone(),
             );
@@ -217,6 +289,7 @@ pub fn run_eval(opts: &EvalOptions, checked: &CheckedConfig, progress: Progress)
         let timings = Timings {
             extract_train: cache.extract_train_seconds,
             fit: evaluation.fit_seconds,
+            calibrate: calibrate_seconds,
             extract_test: cache.extract_test_seconds,
             score: evaluation.score_seconds,
             outputs: t_out.elapsed().as_secs_f64(),
@@ -231,6 +304,7 @@ pub fn run_eval(opts: &EvalOptions, checked: &CheckedConfig, progress: Progress)
             pixel_f1_threshold: pixel.f1_threshold,
             fit_seconds: timings.extract_train + timings.fit,
             test_seconds: timings.extract_test + timings.score,
+            calibrated,
             timings,
             n_train: cache.len(Set::Train),
             n_test: cache.len(Set::Test),
@@ -239,8 +313,16 @@ pub fn run_eval(opts: &EvalOptions, checked: &CheckedConfig, progress: Progress)
             report.set(&cat.name, col, v);
         }
         progress.say(format!(
-            "{}: image AUROC {:.4}, pixel AUROC {:.4}, AUPRO {:.4} (fit {:.1}s, test {:.1}s)",
-            cat.name, result.image_auroc, result.pixel_auroc, result.aupro, result.fit_seconds, result.test_seconds
+            "{}: image AUROC {:.4}, pixel AUROC {:.4}, AUPRO {:.4}; at the calibrated threshold {:.0} % false alarms, \
+             {:.0} % detected (fit {:.1}s, test {:.1}s)",
+            cat.name,
+            result.image_auroc,
+            result.pixel_auroc,
+            result.aupro,
+            100.0 * result.calibrated.false_alarm_rate,
+            100.0 * result.calibrated.detection_rate,
+            result.fit_seconds,
+            result.test_seconds
         ));
         results.insert(cat.name.clone(), result);
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod eval;
 pub mod features;
 pub mod files;
+pub mod inputs;
 pub mod model_file;
 pub mod pipeline;
 pub mod predict;

@@ -135,3 +135,156 @@ impl TestTruth {
         Ok(Self { labels: category.test_labels(), masks })
     }
 }
+
+/// The most pixel scores kept for the pixel threshold (a regular subsample beyond it).
+const MAX_CALIBRATION_PIXELS: usize = 4 << 20;
+
+/// Alarm thresholds and the normal-score distributions they come from (stored in model files).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Calibration {
+    /// How the thresholds were set, in words.
+    pub rule: String,
+    /// Folds of the out-of-fold scoring.
+    pub folds: usize,
+    /// Training images scored out of fold.
+    pub n_train: usize,
+    /// Extra validation images scored by the final model.
+    pub n_val: usize,
+    /// Target false-alarm rate of images the image threshold was set for.
+    pub target_fpr: f64,
+    /// The false-alarm rate the rule promises for exchangeable normal images, `k / (n + 1)`.
+    pub promised_fpr: f64,
+    /// Image threshold: an image is anomalous when its score is above it.
+    pub image_threshold: f64,
+    /// Target false-alarm rate of pixels the pixel threshold was set for.
+    pub pixel_fpr: f64,
+    /// Pixel threshold: a pixel is marked defective when its score is above it.
+    pub pixel_threshold: f64,
+    /// The normal image scores (out-of-fold and validation).
+    pub image_scores: scoring::NormalScores,
+    /// The normal pixel scores, sketched.
+    pub pixel_scores: scoring::QuantileSketch,
+}
+
+/// The rule, in the words stored in model files and reports.
+pub const CALIBRATION_RULE: &str = "conformal order statistic of out-of-fold normal scores: with n scores, the \
+     k-th largest, k = floor(target (n + 1)); pixels: the (1 - pixel target) quantile of out-of-fold normal pixel scores";
+
+impl Calibration {
+    /// Thresholds for other targets from the stored distributions (no refit).
+    pub fn rethreshold(&self, target_fpr: Option<f64>, pixel_fpr: Option<f64>) -> Result<Calibration> {
+        let mut c = self.clone();
+        if let Some(t) = target_fpr {
+            c.target_fpr = t;
+            c.image_threshold = c.image_scores.threshold(t)?;
+            c.promised_fpr = c.image_scores.expected_fpr(t)?;
+        }
+        if let Some(p) = pixel_fpr {
+            c.pixel_fpr = p;
+            c.pixel_threshold = c.pixel_scores.threshold(p)?;
+        }
+        Ok(c)
+    }
+
+    /// Checks a stored calibration: finite positive thresholds that match the distributions.
+    pub fn validate(&self) -> Result<()> {
+        self.pixel_scores.validate()?;
+        let again = self.rethreshold(Some(self.target_fpr), Some(self.pixel_fpr))?;
+        if !(self.image_threshold.is_finite() && self.pixel_threshold.is_finite())
+            || again.image_threshold != self.image_threshold
+            || again.pixel_threshold != self.pixel_threshold
+            || self.folds < 2
+        {
+            bail!("the stored thresholds do not follow from the stored normal scores");
+        }
+        Ok(())
+    }
+}
+
+/// Out-of-fold calibration: training image `i` goes to fold `i mod folds`; for each fold a
+/// detector is fitted on the other folds and scores the fold's images; the validation images
+/// (the cache's test set, when `test_is_validation`) are scored by `detector`, the model fitted
+/// on every training image. Thresholds come from all these normal scores.
+#[allow(clippy::too_many_arguments)]
+pub fn calibrate(
+    cache: &FeatureCache,
+    select: &[usize],
+    params: &DetectorParams,
+    detector: &Detector,
+    map_side: usize,
+    folds: usize,
+    target_fpr: f64,
+    pixel_fpr: f64,
+    test_is_validation: bool,
+) -> Result<Calibration> {
+    let n = cache.len(Set::Train);
+    let n_val = if test_is_validation { cache.len(Set::Test) } else { 0 };
+    let folds = folds.min(n);
+    let smallest_rest = n - n.div_ceil(folds.max(1));
+    if folds < 2 || smallest_rest < scoring::MIN_TRAINING_IMAGES {
+        bail!(
+            "{n} training images are too few for {folds}-fold calibration: every fold model needs at least {} \
+             images (use more training images or fewer --folds)",
+            scoring::MIN_TRAINING_IMAGES
+        );
+    }
+    let per_map = map_side * map_side;
+    let total = per_map.saturating_mul(n + n_val);
+    let stride = (1..).find(|s: &usize| total / (s * s) <= MAX_CALIBRATION_PIXELS).unwrap_or(1);
+    let mut image_scores = Vec::with_capacity(n + n_val);
+    let mut pixels: Vec<f32> = Vec::new();
+    let mut keep = |s: &DetectorScore| {
+        image_scores.push(s.image);
+        pixels.extend(s.map.slice(ndarray::s![..;stride, ..;stride]).iter().map(|&v| v as f32));
+    };
+    for f in 0..folds {
+        let fold_model = fit(cache, select, params, |i| i % folds != f).with_context(|| format!("calibration fold {}", f + 1))?;
+        cache.for_each(Set::Train, select, |i, v| {
+            if i % folds == f {
+                keep(&fold_model.score(v, map_side, map_side)?);
+            }
+            Ok(())
+        })?;
+    }
+    if n_val > 0 {
+        cache.for_each(Set::Test, select, |_, v| {
+            keep(&detector.score(v, map_side, map_side)?);
+            Ok(())
+        })?;
+    }
+    let image_scores = scoring::NormalScores::new(image_scores)?;
+    let pixel_scores = scoring::QuantileSketch::from_values(&mut pixels)?;
+    let image_threshold = image_scores.threshold(target_fpr).context("image threshold")?;
+    let promised_fpr = image_scores.expected_fpr(target_fpr)?;
+    let pixel_threshold = pixel_scores.threshold(pixel_fpr).context("pixel threshold")?;
+    Ok(Calibration {
+        rule: CALIBRATION_RULE.into(),
+        folds,
+        n_train: n,
+        n_val,
+        target_fpr,
+        promised_fpr,
+        image_threshold,
+        pixel_fpr,
+        pixel_threshold,
+        image_scores,
+        pixel_scores,
+    })
+}
+
+/// Fails early (before the backbone runs) when `n` normal images cannot give a threshold for
+/// `target_fpr`, or `folds` cannot leave every fold model enough images.
+pub fn check_calibration_size(n: usize, folds: usize, target_fpr: f64) -> Result<()> {
+    let needed = scoring::NormalScores::needed_for(target_fpr);
+    if n < needed {
+        bail!(
+            "{n} normal images cannot set a threshold for a false-alarm rate of {target_fpr}: the rule (k-th largest \
+             out-of-fold score, k = floor(rate (n + 1)) >= 1) needs at least {needed}; add images (--train, --val) or \
+             raise --target-fpr"
+        );
+    }
+    if folds < 2 {
+        bail!("calibration needs at least 2 folds and 2 training images");
+    }
+    Ok(())
+}

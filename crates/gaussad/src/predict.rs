@@ -71,8 +71,8 @@ pub fn run_predict(opts: &PredictOptions, progress: Progress) -> Result<()> {
             have.weights_sha256
         );
     }
-    let threshold = opts.threshold.unwrap_or(model.header.thresholds.image);
-    let pixel_threshold = model.header.thresholds.pixel;
+    let threshold = opts.threshold.unwrap_or(model.header.calibration.image_threshold);
+    let pixel_threshold = model.header.calibration.pixel_threshold;
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create --out {}", opts.out.display()))?;
     let mut lines = String::new();
     let mut index = 0usize;

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 pub use checked::{CheckedConfig, weights_dir};
 pub use flags::{MethodFlags, Origin, RunFlags, Sourced, load_config_file};
-pub use values::{BatchSize, BlurSigma, CenterCrop, DeviceChoice, InputSize, Levels};
+pub use values::{BatchSize, BlurSigma, CenterCrop, DeviceChoice, Folds, InputSize, Levels, Rate};
 
 use gaussian_fit::CovarianceEstimator;
 use opca_reduction::Selection;
@@ -51,14 +51,18 @@ pub enum OptionKind {
     Features,
     /// The model fitted on the features and its scores.
     Model,
+    /// How alarm thresholds are set from normal scores (verdicts only; scores and
+    /// threshold-free metrics do not change).
+    Calibration,
     /// Only how the work runs (batch size, device): results are the same.
     Run,
 }
 
 impl OptionKind {
-    /// Whether the option can change a result (part of cell ids, report columns, grid axes).
+    /// Whether the option can change a score or a threshold-free metric (part of cell ids,
+    /// report columns, grid axes).
     pub fn is_method(self) -> bool {
-        self != OptionKind::Run
+        matches!(self, OptionKind::Features | OptionKind::Model)
     }
 }
 
@@ -176,6 +180,13 @@ method_config! {
     [Model, "pixel-pca", "per-level|from-pooled"] pixel_pca: PixelPca = PixelPca::default();
     /// Gaussian blur sigma of the pixel map in pixels (0 = off).
     [Model, "blur-sigma", "SIGMA"] blur_sigma: BlurSigma = BlurSigma::default();
+    /// Folds of the out-of-fold calibration: each training image is scored by a model fitted
+    /// without its fold, and thresholds come from those scores.
+    [Calibration, "folds", "K"] folds: Folds = Folds::default();
+    /// Target false-alarm rate of the image verdict (the share of good images flagged).
+    [Calibration, "target-fpr", "RATE"] target_fpr: Rate = Rate(0.05);
+    /// Target false-alarm rate of the pixel map (the share of good pixels marked defective).
+    [Calibration, "pixel-fpr", "RATE"] pixel_fpr: Rate = Rate(0.001);
     /// Images per backbone batch.
     [Run, "batch-size", "N"] batch_size: BatchSize = BatchSize::default();
     /// Device: cpu | cuda | cuda:N.
@@ -249,9 +260,10 @@ pub type Axis = (&'static str, Vec<toml::Value>);
 pub fn axes_of_table(table: toml::Table, base: &MethodConfig) -> anyhow::Result<Vec<Axis>> {
     let mut found: Vec<(usize, Axis)> = Vec::new();
     for (name, value) in table {
-        let info = axis_option(&name).ok_or_else(|| {
-            let keys: Vec<&str> = MethodConfig::OPTIONS.iter().map(|o| o.key).collect();
-            anyhow::anyhow!("unknown key `{name}` (the axes are the option keys: {})", keys.join(", "))
+        let info = axis_option(&name).filter(|o| o.kind.is_method()).ok_or_else(|| {
+            let keys: Vec<&str> = MethodConfig::OPTIONS.iter().filter(|o| o.kind.is_method()).map(|o| o.key).collect();
+            let hint = if axis_option(&name).is_some() { " (it does not change results: set it in [method])" } else { "" };
+            anyhow::anyhow!("unknown axis `{name}`{hint}; the axes are the method options: {}", keys.join(", "))
         })?;
         if found.iter().any(|(_, (k, _))| *k == info.key) {
             anyhow::bail!("key `{name}`: the axis `{}` is given twice", info.key);

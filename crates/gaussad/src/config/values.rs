@@ -86,6 +86,18 @@ checked_number! {
     |v| if (1..=MAX_BATCH_SIZE).contains(&v) { Ok(()) } else { Err(format!("{v} is not between 1 and {MAX_BATCH_SIZE}")) }
 }
 
+checked_number! {
+    /// Folds of the out-of-fold calibration, 2..=1000 (capped at the number of training images).
+    Folds(usize, "usize") = 5;
+    |v| if (2..=1000).contains(&v) { Ok(()) } else { Err(format!("{v} is not between 2 and 1000")) }
+}
+
+checked_number! {
+    /// A target false-alarm rate in (0, 0.5].
+    Rate(f64, "f64") = 0.05;
+    |v| if v.is_finite() && v > 0.0 && v <= 0.5 { Ok(()) } else { Err(format!("{v} is not a rate in (0, 0.5]")) }
+}
+
 impl InputSize {
     /// The size, or `None` for the backbone's default.
     pub fn get(self) -> Option<u32> {
