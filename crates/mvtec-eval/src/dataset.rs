@@ -1,5 +1,5 @@
-//! Dataset discovery (MVTec AD layout and a generic folder layout), validation, mask loading and
-//! chunked, parallel, bounded-memory decoding.
+//! Dataset discovery (MVTec AD layout and a generic folder layout), validation, image decoding
+//! and mask loading.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -484,31 +484,9 @@ impl Category {
         }
     }
 
-    /// Test samples in chunks of at most `chunk` (at least 1), for bounded-memory evaluation.
-    pub fn test_chunks(&self, chunk: usize) -> std::slice::Chunks<'_, TestSample> {
-        self.test.chunks(chunk.max(1))
-    }
-
-    /// Training images in chunks of at most `chunk` (at least 1).
-    pub fn train_chunks(&self, chunk: usize) -> std::slice::Chunks<'_, PathBuf> {
-        self.train.chunks(chunk.max(1))
-    }
-
     /// Image-level labels of the test samples (true = anomalous), in test order.
     pub fn test_labels(&self) -> Vec<bool> {
         self.test.iter().map(|s| s.is_anomalous).collect()
-    }
-
-    /// Iterates over the test set in chunks of `chunk` samples, decoding each chunk's images
-    /// and masks in parallel; masks are resized to `mask_h x mask_w` (nearest neighbour). Only
-    /// one chunk is in memory at a time.
-    pub fn iter_test_loaded(
-        &self,
-        chunk: usize,
-        mask_h: usize,
-        mask_w: usize,
-    ) -> impl Iterator<Item = Result<Vec<LoadedSample<'_>>>> + '_ {
-        self.test_chunks(chunk).map(move |c| load_test_chunk(c, mask_h, mask_w))
     }
 }
 
@@ -532,22 +510,13 @@ pub fn decode_image(path: &Path) -> Result<DynamicImage> {
     reader.decode().map_err(|e| EvalError::Decode { path: path.to_path_buf(), message: e.to_string() })
 }
 
-/// Decodes several images in parallel (rayon), in the given order.
-pub fn decode_images(paths: &[PathBuf]) -> Result<Vec<DynamicImage>> {
-    paths.par_iter().map(|p| decode_image(p)).collect()
-}
-
-/// Nearest-neighbour source index for output index `o` of `out` samples over `inp` samples,
-/// with PIL's centre-aligned convention: `floor((o + 0.5) * inp / out)`, computed exactly in
-/// integers.
-#[inline]
 /// Source index of every output index of a nearest-neighbour resize from `inp` to `out`
 /// samples, exactly as PIL's `Image.resize(..., NEAREST)`: PIL (`ImagingScaleAffine`) starts
 /// at `0.5 * inp / out` and ADDS the scale once per output sample in f64, truncating each
 /// partial sum. That accumulated round-off makes it differ from the exact
 /// `floor((i + 0.5) * inp / out)` on non-integer ratios (25 of 224 columns for 256 -> 224),
 /// which moved AUPRO by 0.02 on the dev set; tests compare this table with PIL's output.
-pub fn nearest_table(inp: usize, out: usize) -> Vec<usize> {
+pub(crate) fn nearest_table(inp: usize, out: usize) -> Vec<usize> {
     let scale = inp as f64 / out.max(1) as f64;
     let mut x = 0.5 * scale;
     let last = inp.saturating_sub(1);
@@ -611,25 +580,21 @@ pub fn load_sample_mask(sample: &TestSample, out_h: usize, out_w: usize) -> Resu
     load_mask(mask, out_h, out_w).map(Some)
 }
 
-/// A decoded test sample.
-#[derive(Debug, Clone)]
-pub struct LoadedSample<'a> {
-    /// The sample.
-    pub sample: &'a TestSample,
-    /// The decoded image.
-    pub image: DynamicImage,
-    /// The mask at the requested resolution (`None` for good images).
-    pub mask: Option<Array2<bool>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Decodes a chunk of test samples (images and masks) in parallel.
-pub fn load_test_chunk(samples: &[TestSample], mask_h: usize, mask_w: usize) -> Result<Vec<LoadedSample<'_>>> {
-    samples
-        .par_iter()
-        .map(|s| {
-            let mask = load_sample_mask(s, mask_h, mask_w)?;
-            let image = decode_image(&s.path)?;
-            Ok(LoadedSample { sample: s, image, mask })
-        })
-        .collect()
+    /// Parity with PIL: `tests/fixtures/nearest.json` holds the source indices of
+    /// `Image.resize(..., NEAREST)` (made by `tests/fixtures/generate.py`).
+    #[test]
+    fn mask_nearest_resize_matches_pil() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nearest.json");
+        let cases: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        for case in cases.as_array().unwrap() {
+            let n = case["in"].as_u64().unwrap() as usize;
+            let m = case["out"].as_u64().unwrap() as usize;
+            let want: Vec<usize> = case["src"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            assert_eq!(nearest_table(n, m), want, "{n} -> {m}");
+        }
+    }
 }

@@ -139,14 +139,3 @@ fn fixed_scores_on_dev_set_match_reference_scripts() {
         close(px.f1_threshold, c["pixel"]["f1_threshold"].as_f64().unwrap(), &format!("{name} pixel thr"));
     }
 }
-
-#[test]
-fn mask_nearest_resize_matches_pil() {
-    let cases = fixture("nearest.json");
-    for case in cases.as_array().unwrap() {
-        let n = case["in"].as_u64().unwrap() as usize;
-        let m = case["out"].as_u64().unwrap() as usize;
-        let want: Vec<usize> = case["src"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
-        assert_eq!(mvtec_eval::nearest_table(n, m), want, "{n} -> {m}");
-    }
-}
