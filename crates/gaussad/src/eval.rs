@@ -99,6 +99,11 @@ pub fn run_eval(opts: &EvalOptions, resolved: &Resolved, progress: Progress) -> 
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create --out {}", opts.out.display()))?;
     let extractor = resolved.extractor()?;
     let side = resolved.map_size() as usize;
+    // masks get the images' geometry: resized to `resize`, then the same centre crop
+    let mask_geometry = mvtec_eval::MaskGeometry::new(
+        resolved.config.resize as usize,
+        resolved.preprocess.center_crop.map(|c| c as usize),
+    );
     let batch = resolved.config.batch_size;
     let mut report = Report::new();
     let mut results = BTreeMap::new();
@@ -121,7 +126,7 @@ pub fn run_eval(opts: &EvalOptions, resolved: &Resolved, progress: Progress) -> 
         score_images(&extractor, &detector, &paths, batch, side as u32, &progress, |scored| {
             let sample = cat.test.get(next).context("internal: more scores than test images")?;
             next += 1;
-            let mask = mvtec_eval::load_sample_mask(sample, side, side)?;
+            let mask = mvtec_eval::load_sample_mask(sample, mask_geometry)?;
             pixels.push(scored.score.map.view(), mask.as_ref().map(|m| m.view()))?;
             image_scores.push(scored.score.image);
             let map_max = scored.score.map.fold(f64::MIN, |a, &b| a.max(b));

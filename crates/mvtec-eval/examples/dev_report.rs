@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use mvtec_eval::{
-    Dataset, ImageMetrics, PanelOptions, PixelMetricsAccumulator, PlotSpec, Report, ValidateOptions, decode_image,
-    heatmap_panel, load_sample_mask, plot_curves, write_png,
+    Dataset, ImageMetrics, MaskGeometry, PanelOptions, PixelMetricsAccumulator, PlotSpec, Report, ValidateOptions,
+    decode_image, heatmap_panel, load_sample_mask, plot_curves, write_png,
 };
 use ndarray::Array2;
 
@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut acc = PixelMetricsAccumulator::new();
         let (mut scores, mut labels, mut maps) = (Vec::new(), Vec::new(), Vec::new());
         for (k, s) in cat.test.iter().enumerate() {
-            let mask = load_sample_mask(s, size, size)?;
+            let mask = load_sample_mask(s, MaskGeometry::resize(size))?;
             let zero = Array2::from_elem((size, size), false);
             let m = mask.as_ref().unwrap_or(&zero);
             let map = Array2::from_shape_fn((size, size), |(i, j)| {

@@ -6,7 +6,8 @@
 //!   `CATEGORY/ground_truth/DEFECT/NNN_mask.png`) discovered by listing, or any folder layout
 //!   ([`FolderLayout`], fits VisA/BTAD after conversion); [`Category::validate`] reports
 //!   malformed data; [`decode_image`] decodes with errors naming the file; [`load_mask`]
-//!   loads masks at the map resolution (nearest neighbour, defect where > 127).
+//!   loads masks onto the map's pixel grid with the images' geometry ([`MaskGeometry`]: nearest
+//!   neighbour resize, then the same centre crop as the images; defect where > 127).
 //! - Metrics: [`roc_auc`] (= scikit-learn `roc_auc_score`, ties included), [`f1_max`],
 //!   [`ImageMetrics`], and [`PixelMetricsAccumulator`] for pixel AUROC, AUPRO (official MVTec
 //!   algorithm, FPR <= 0.3) and pixel F1-max, exact, over whole categories at native size.
@@ -42,8 +43,8 @@ mod plot;
 mod report;
 
 pub use dataset::{
-    Category, Dataset, DatasetIssue, FolderLayout, IMAGE_EXTENSIONS, TestSample, ValidateOptions, decode_image,
-    is_image_file, load_mask, load_sample_mask,
+    Category, Dataset, DatasetIssue, FolderLayout, IMAGE_EXTENSIONS, MAX_MASK_SIDE, MaskGeometry, TestSample,
+    ValidateOptions, decode_image, is_image_file, load_mask, load_sample_mask,
 };
 pub use error::{EvalError, Result};
 pub use metrics::{Curve, ImageMetrics, f1_max, roc_auc};

@@ -172,6 +172,11 @@ pub fn run_ablation(opts: &AblateOptions, progress: &Progress) -> Result<RunSumm
         let group = Resolved::new(&group_cfg)?;
         let extractor = group.extractor()?;
         let side = group.map_size() as usize;
+        // masks get the images' geometry: resized to `resize`, then the same centre crop
+        let mask_geometry = mvtec_eval::MaskGeometry::new(
+            group.config.resize as usize,
+            group.preprocess.center_crop.map(|c| c as usize),
+        );
         bar.suspend(|| {
             progress.say(format!(
                 "group {}/{}: {} @ {} on {}: levels {:?} for {} cells",
@@ -201,7 +206,7 @@ pub fn run_ablation(opts: &AblateOptions, progress: &Progress) -> Result<RunSumm
         let masks = cat
             .test
             .iter()
-            .map(|s| mvtec_eval::load_sample_mask(s, side, side))
+            .map(|s| mvtec_eval::load_sample_mask(s, mask_geometry))
             .collect::<mvtec_eval::Result<Vec<_>>>()?;
         let labels = cat.test_labels();
         let shapes = extractor.level_shapes();
