@@ -28,6 +28,22 @@ fn buffer_rows(dim: usize) -> usize {
     dim.clamp(16, 256)
 }
 
+/// `z^T r` with exactly the sums of ndarray's `z.t().dot(&r)` (the values this crate has
+/// always produced), but, when `z`'s columns are strided (row-major `z`, where ndarray would
+/// take one cache miss per element), accumulated row by row: `t[i] += z[k, i] r[k]` for
+/// k = 0, 1, ..., the order of ndarray's sequential dot on strided data.
+fn transposed_times(z: &Array2<f64>, r: &Array1<f64>) -> Array1<f64> {
+    let contiguous_columns = z.ncols() == 0 || z.column(0).as_slice().is_some();
+    if contiguous_columns || r.as_slice().is_none() {
+        return z.t().dot(r);
+    }
+    let mut t = Array1::zeros(z.ncols());
+    for (row, &rk) in z.outer_iter().zip(r) {
+        t.zip_mut_with(&row, |ti, &zi| *ti += zi * rk);
+    }
+    t
+}
+
 /// Count, mean and central moments of a sample set (see the module docs for the formulas).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Moments {
@@ -64,7 +80,7 @@ impl Moments {
         let z = &x - &mean.view().insert_axis(Axis(0));
         let m2 = z.t().dot(&z);
         let r = z.map_axis(Axis(1), |row| row.dot(&row));
-        let t3 = z.t().dot(&r);
+        let t3 = transposed_times(&z, &r);
         let q4 = r.dot(&r);
         Self {
             n: n as u64,
@@ -264,7 +280,7 @@ impl MomentAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array3, array};
+    use ndarray::{Array3, ShapeBuilder, array};
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs()))
@@ -295,6 +311,29 @@ mod tests {
             q4 += norm2 * norm2;
         }
         (mean, m2, t3, q4)
+    }
+
+    #[test]
+    fn transposed_times_has_ndarrays_sums_bit_for_bit() {
+        let mut seed = 11u64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        };
+        for (n, d) in [(1, 1), (3, 1), (20, 1), (20, 3), (257, 40), (9, 300)] {
+            let z = Array2::from_shape_fn((n, d), |_| rnd() * 1e3);
+            let r = Array1::from_shape_fn(n, |_| rnd() * 1e6);
+            let mut zf = Array2::zeros((n, d).f()); // column-major copy
+            zf.assign(&z);
+            for z in [z, zf] {
+                let want = z.t().dot(&r);
+                let got = transposed_times(&z, &r);
+                let bits = |a: &Array1<f64>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "({n}, {d})");
+            }
+        }
     }
 
     #[test]
