@@ -1,9 +1,10 @@
-//! The error type of this crate.
+//! The error type of this crate and the input checks that produce it.
 
 use thiserror::Error;
 
-/// Everything that can go wrong when pushing samples into, or merging, a
-/// [`StreamingAccumulator`](crate::StreamingAccumulator).
+/// Bad samples: what can go wrong when pushing samples into, or merging, a
+/// [`MomentAccumulator`](crate::MomentAccumulator), or when a crate built on it checks the
+/// vectors it is given ([`ensure_dim`], [`ensure_finite`]).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum MomentsError {
@@ -13,7 +14,7 @@ pub enum MomentsError {
         /// Which input held the value.
         what: &'static str,
     },
-    /// A vector, batch or map does not have the dimension the accumulator expects.
+    /// A vector, batch or map does not have the dimension the accumulator (or model) expects.
     #[error("dimension mismatch in {what}: expected {expected}, got {got}")]
     DimensionMismatch {
         /// Which input was wrong.
@@ -23,12 +24,44 @@ pub enum MomentsError {
         /// The size that was given.
         got: usize,
     },
-    /// Two accumulators of different dimensions were merged.
-    #[error("cannot merge accumulators of dimension {expected} and {got}")]
+    /// Two accumulators of different shapes were merged.
+    #[error("cannot merge accumulators whose {what} differ: {expected} vs {got}")]
     Merge {
-        /// The dimension of the accumulator merged into.
+        /// Which size differs (e.g. "dimensions").
+        what: &'static str,
+        /// The size of the accumulator merged into.
         expected: usize,
-        /// The dimension of the accumulator merged from.
+        /// The size of the accumulator merged from.
         got: usize,
     },
+}
+
+/// `true` if every value of the iterator is finite (converted to `f64`).
+pub fn all_finite<A: Copy + Into<f64>>(values: impl IntoIterator<Item = A>) -> bool {
+    values.into_iter().all(|v| v.into().is_finite())
+}
+
+/// [`MomentsError::NonFinite`] naming `what` unless every value is finite.
+pub fn ensure_finite<A: Copy + Into<f64>>(
+    values: impl IntoIterator<Item = A>,
+    what: &'static str,
+) -> Result<(), MomentsError> {
+    if all_finite(values) {
+        Ok(())
+    } else {
+        Err(MomentsError::NonFinite { what })
+    }
+}
+
+/// [`MomentsError::DimensionMismatch`] naming `what` unless `got == expected`.
+pub fn ensure_dim(what: &'static str, expected: usize, got: usize) -> Result<(), MomentsError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(MomentsError::DimensionMismatch {
+            what,
+            expected,
+            got,
+        })
+    }
 }

@@ -1,5 +1,6 @@
 //! Symmetric eigendecomposition (faer; chosen over nalgebra by measurement, see
-//! `docs/performance/numerical-core.md` and the `linalg` bench of `gaussian-fit`).
+//! `docs/performance/numerical-core.md` and the `linalg` bench of `gaussian-fit`) and
+//! symmetrisation.
 
 use faer::{Mat, Side};
 use ndarray::{Array1, Array2, ArrayView2};
@@ -31,6 +32,18 @@ pub fn sym_eigh_desc(a: ArrayView2<'_, f64>) -> Option<(Array1<f64>, Array2<f64>
     }
 }
 
+/// Replace the square part of `m` by `(m + m^T) / 2`, so it is exactly symmetric.
+pub fn symmetrize(m: &mut Array2<f64>) {
+    let n = m.nrows().min(m.ncols());
+    for i in 0..n {
+        for j in 0..i {
+            let v = 0.5 * (m[[i, j]] + m[[j, i]]);
+            m[[i, j]] = v;
+            m[[j, i]] = v;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +67,13 @@ mod tests {
             assert!((x - y).abs() < 1e-12, "{x} vs {y}");
         }
         assert!(vals.windows(2).into_iter().all(|w| w[0] >= w[1]));
+    }
+
+    #[test]
+    fn symmetrize_averages_the_triangles() {
+        let mut m = array![[1.0, 2.0], [4.0, 3.0]];
+        symmetrize(&mut m);
+        assert_eq!(m, array![[1.0, 3.0], [3.0, 3.0]]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Streamed moments equal the one-shot moments whatever the chunking.
+//! Streamed moments (mean, M2, T3, Q4) equal the one-shot moments whatever the chunking.
 
-use feature_moments::{Moments, StreamingAccumulator};
+use feature_moments::{MomentAccumulator, Moments};
 use ndarray::{Array2, s};
 use proptest::prelude::*;
 
@@ -21,7 +21,7 @@ proptest! {
         let x = x.mapv(|v| v + offset);
         let (n, d) = x.dim();
         let one = Moments::from_rows(x.view());
-        let mut acc = StreamingAccumulator::<Moments>::new(d);
+        let mut acc = MomentAccumulator::new(d);
         let mut start = 0;
         let mut k = 0;
         while start < n {
@@ -37,7 +37,7 @@ proptest! {
                     }
                 }
                 _ => {
-                    let mut other = StreamingAccumulator::<Moments>::new(d);
+                    let mut other = MomentAccumulator::new(d);
                     other.push_rows(chunk).unwrap();
                     acc.merge(&other).unwrap();
                 }
@@ -53,5 +53,11 @@ proptest! {
         for (a, b) in m.m2.iter().zip(&one.m2) {
             prop_assert!((a - b).abs() <= 1e-9 * scale, "{} vs {}", a, b);
         }
+        // |T3_i| <= sqrt(Q4 M2_ii) (Cauchy-Schwarz) sets the scale of T3
+        let t3_scale = (one.q4 * scale).sqrt().max(1.0);
+        for (a, b) in m.t3.iter().zip(&one.t3) {
+            prop_assert!((a - b).abs() <= 1e-9 * t3_scale, "{} vs {}", a, b);
+        }
+        prop_assert!((m.q4 - one.q4).abs() <= 1e-9 * one.q4.max(1.0), "{} vs {}", m.q4, one.q4);
     }
 }

@@ -195,6 +195,9 @@ fn fit(train: &[PathBuf], val: &[PathBuf], out: &std::path::Path, method: &Metho
     let checked = method.check()?;
     let paths = crate::inputs::collect_images(train, "--train")?;
     let val = if val.is_empty() { Vec::new() } else { crate::inputs::collect_images(val, "--val")? };
+    if paths.len() < scoring::MIN_TRAINING_IMAGES {
+        bail!("at least {} training images are needed, found {}", scoring::MIN_TRAINING_IMAGES, paths.len());
+    }
     let c = &checked.config;
     let folds = c.folds.0.min(paths.len());
     crate::pipeline::check_calibration_size(paths.len() + val.len(), folds, c.target_fpr.0)?;

@@ -108,10 +108,10 @@ const COLUMNS: [&str; 9] = [
     "image_auroc",
     "pixel_auroc",
     "aupro",
-    "image_f1_max (test-picked)",
-    "pixel_f1_max (test-picked)",
-    "false_alarms (calibrated)",
-    "detected (calibrated)",
+    "image_f1_max",
+    "pixel_f1_max",
+    "false_alarm_rate",
+    "detection_rate",
     "fit_seconds",
     "test_seconds",
 ];
@@ -337,7 +337,13 @@ pub fn run_eval(opts: &EvalOptions, checked: &CheckedConfig, progress: Progress)
         "mean": mean,
     });
     write_atomic(opts.out.join("results.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
-    let table = report.to_markdown();
+    let table = format!(
+        "{}\nF1-max columns: the best F1 over thresholds picked on the test set itself (optimistic). \
+         false_alarm_rate / detection_rate: share of good / defective test images above the image threshold \
+         calibrated out of fold on the training images (target false-alarm rate {}), as `fit` would store it.\n",
+        report.to_markdown(),
+        checked.config.target_fpr
+    );
     write_atomic(opts.out.join("results.md"), table.as_bytes())?;
     write_atomic(opts.out.join("results.csv"), report.to_csv().as_bytes())?;
     Ok(table)

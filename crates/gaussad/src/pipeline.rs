@@ -125,11 +125,12 @@ impl TestTruth {
     /// Labels and masks of a category's test set at the map geometry of `checked` (masks are
     /// resized and cropped exactly like the images).
     pub fn load(category: &mvtec_eval::Category, checked: &crate::config::CheckedConfig) -> Result<Self> {
-        let side = checked.map_size();
+        let (resize, crop) = checked.resize_and_crop();
+        let geometry = mvtec_eval::MaskGeometry::new(resize, crop);
         let masks = category
             .test
             .iter()
-            .map(|s| mvtec_eval::load_sample_mask(s, side, side))
+            .map(|s| mvtec_eval::load_sample_mask(s, geometry))
             .collect::<mvtec_eval::Result<Vec<_>>>()
             .with_context(|| format!("masks of category {}", category.name))?;
         Ok(Self { labels: category.test_labels(), masks })

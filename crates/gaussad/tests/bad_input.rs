@@ -78,19 +78,29 @@ fn single_training_image_is_too_few() {
 }
 
 #[test]
+fn a_training_set_too_small_for_the_false_alarm_target_says_what_is_needed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = small_train(tmp.path());
+    let model = tmp.path().join("m.gaussad");
+    let out = gaussad(&["fit", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--target-fpr", "0.1"]);
+    assert_fails(&out, &["3 normal images", "0.1", "at least 9", "--target-fpr", "--val"]);
+    assert!(!model.exists());
+}
+
+#[test]
 fn corrupt_and_truncated_images_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let train = small_train(tmp.path());
     std::fs::write(train.join("garbage.png"), b"this is not a png").unwrap();
     let model = tmp.path().join("m.gaussad");
-    let out = gaussad(&["fit", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap()]);
+    let out = gaussad(&["fit", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--target-fpr", "0.25"]);
     assert_fails(&out, &["garbage.png"]);
     assert!(!model.exists());
 
     std::fs::remove_file(train.join("garbage.png")).unwrap();
     let bytes = std::fs::read(dev().join("parts/train/good/003.png")).unwrap();
     std::fs::write(train.join("truncated.png"), &bytes[..bytes.len() / 2]).unwrap();
-    let out = gaussad(&["fit", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap()]);
+    let out = gaussad(&["fit", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--target-fpr", "0.25"]);
     assert_fails(&out, &["truncated.png"]);
     assert!(!model.exists());
 }
@@ -139,7 +149,7 @@ fn cuda_without_gpu_is_a_clean_error() {
     let tmp = tempfile::tempdir().unwrap();
     let train = small_train(tmp.path());
     let model = tmp.path().join("m.gaussad");
-    let out = gaussad(&["fit", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--device", "cuda"]);
+    let out = gaussad(&["fit", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--device", "cuda", "--target-fpr", "0.25"]);
     assert_fails(&out, &["cuda"]);
     assert!(!model.exists());
 }

@@ -106,6 +106,13 @@ fn results_json_has_the_documented_keys_and_outputs_exist() {
     let dataset = root().join("datasets/dev");
     gaussad(&["eval", "--dataset", dataset.to_str().unwrap(), "--category", "parts", "--out", tmp.path().to_str().unwrap(), "--save-models", "--panels", "1"]);
     let r = read_json(&tmp.path().join("results.json"));
+    let cal = &r["categories"]["parts"]["calibrated"];
+    for key in ["false_alarm_rate", "detection_rate", "promised_fpr"] {
+        let v = cal[key].as_f64().unwrap_or_else(|| panic!("calibrated.{key} missing"));
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    assert!(cal["image_threshold"].as_f64().unwrap() > 0.0);
+    assert!(r["mean"]["false_alarm_rate"].as_f64().is_some() && r["mean"]["detection_rate"].as_f64().is_some());
     for key in ["image_auroc", "pixel_auroc", "aupro", "image_f1_max", "fit_seconds", "test_seconds"] {
         let v = r["categories"]["parts"][key].as_f64().unwrap_or_else(|| panic!("{key} missing"));
         assert!(v.is_finite() && v >= 0.0, "{key} = {v}");
@@ -161,7 +168,11 @@ fn fit_predict_inspect_is_deterministic_and_checks_weights() {
     let mut forged = b1[..12].to_vec();
     forged.extend_from_slice(&(new_header.len() as u64).to_le_bytes());
     forged.extend_from_slice(&new_header);
-    forged.extend_from_slice(&b1[20 + header_len..]);
+    forged.extend_from_slice(&b1[20 + header_len..b1.len() - 32]);
+    // The forger also recomputes the trailing checksum: the weights check must still refuse it.
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(&forged);
+    forged.extend_from_slice(&digest);
     let forged_path = tmp.path().join("other-weights.gaussad");
     std::fs::write(&forged_path, forged).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_gaussad"))

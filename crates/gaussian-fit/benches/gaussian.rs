@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gaussian_fit::{GaussianAccumulator, GaussianParams, PerPositionAccumulator};
+use gaussian_fit::{GaussianParams, MomentAccumulator, PerPositionAccumulator};
 use ndarray::Array3;
 
 struct Rng(u64);
@@ -52,14 +52,14 @@ fn bench(c: &mut Criterion) {
     let big = maps(200, 1280, 7, 7, 2);
     g.bench_function("shared_d1280_n200x49_accumulate_and_fit", |b| {
         b.iter(|| {
-            let mut acc = GaussianAccumulator::new(1280);
+            let mut acc = MomentAccumulator::new(1280);
             for m in &big {
                 acc.push_map(m.view()).unwrap();
             }
             black_box(params.fit(&acc).unwrap())
         })
     });
-    let mut acc = GaussianAccumulator::new(1280);
+    let mut acc = MomentAccumulator::new(1280);
     for m in &big {
         acc.push_map(m.view()).unwrap();
     }

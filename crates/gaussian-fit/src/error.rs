@@ -1,5 +1,6 @@
 //! The error type of this crate.
 
+use feature_moments::MomentsError;
 use thiserror::Error;
 
 /// Everything that can go wrong when parsing parameters, accumulating samples or fitting a
@@ -7,22 +8,12 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
 pub enum GaussianError {
-    /// An input value is NaN or infinite.
-    #[error("non-finite value (NaN or infinity) in {what}")]
-    NonFinite {
-        /// Which input held the value (e.g. "input rows", "covariance").
-        what: &'static str,
-    },
-    /// A vector, batch or map does not have the dimension the accumulator / model expects.
-    #[error("dimension mismatch in {what}: expected {expected}, got {got}")]
-    DimensionMismatch {
-        /// Which input was wrong.
-        what: &'static str,
-        /// The expected size.
-        expected: usize,
-        /// The size that was given.
-        got: usize,
-    },
+    /// Bad samples or inputs (non-finite values, wrong dimensions, merges of accumulators of
+    /// different shapes), from pushing into a [`MomentAccumulator`](crate::MomentAccumulator)
+    /// or [`PerPositionAccumulator`](crate::PerPositionAccumulator), or from the inputs of a
+    /// fit; also a covariance that overflows (`what` says so).
+    #[error(transparent)]
+    Moments(#[from] MomentsError),
     /// A feature dimension (or a spatial size) of zero was requested.
     #[error("{what} must be at least 1, got 0")]
     ZeroSize {
@@ -52,9 +43,6 @@ pub enum GaussianError {
     /// produced non-finite values, e.g. because covariance entries overflow).
     #[error("cannot form the precision matrix: {0}")]
     Precision(String),
-    /// Two accumulators of different shapes were merged.
-    #[error("cannot merge accumulators: {0}")]
-    Merge(String),
     /// A (deserialised) model is internally inconsistent.
     #[error("invalid fitted model: {0}")]
     InvalidModel(String),

@@ -1,12 +1,13 @@
 //! The fitted Gaussian and the fit itself.
 
+use feature_moments::{
+    MomentAccumulator, Moments, MomentsError, all_finite, ensure_finite, symmetrize,
+};
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use crate::accumulator::{GaussianAccumulator, all_finite};
 use crate::error::GaussianError;
-use crate::linalg::{floored_precision, symmetrize};
-use crate::moments::CentralMoments;
+use crate::linalg::floored_precision;
 use crate::params::{CovarianceEstimator, ValidGaussianParams};
 
 /// The minimum number of samples a Gaussian fit accepts.
@@ -120,28 +121,26 @@ pub(crate) fn ledoit_wolf_shrinkage(s: ArrayView2<'_, f64>, q4: f64, n: f64) -> 
 
 pub(crate) fn fit_moments(
     estimator: CovarianceEstimator,
-    m: &CentralMoments,
+    m: &Moments,
 ) -> Result<FittedGaussian, GaussianError> {
-    let d = m.base.mean.len();
+    let d = m.mean.len();
     if d == 0 {
         return Err(GaussianError::ZeroSize {
             what: "the feature dimension",
         });
     }
-    if m.base.n < MIN_SAMPLES {
+    if m.n < MIN_SAMPLES {
         return Err(GaussianError::TooFewSamples {
             needed: MIN_SAMPLES,
-            got: m.base.n,
+            got: m.n,
         });
     }
     let s = m.covariance();
-    if !all_finite(s.iter().copied())
-        || !m.q4.is_finite()
-        || !all_finite(m.base.mean.iter().copied())
-    {
-        return Err(GaussianError::NonFinite {
+    if !all_finite(s.iter().copied()) || !m.q4.is_finite() || !all_finite(m.mean.iter().copied()) {
+        return Err(MomentsError::NonFinite {
             what: "the covariance (the inputs are too large: their squares overflow)",
-        });
+        }
+        .into());
     }
     // (covariance, shrinkage, a lower bound on the covariance's eigenvalues as S is PSD)
     let (mut cov, shrinkage, min_eig) = match estimator {
@@ -152,7 +151,7 @@ pub(crate) fn fit_moments(
             (c, 0.0, eps)
         }
         CovarianceEstimator::LedoitWolf => {
-            let shrink = ledoit_wolf_shrinkage(s.view(), m.q4, m.base.n as f64);
+            let shrink = ledoit_wolf_shrinkage(s.view(), m.q4, m.n as f64);
             let mu = s.diag().sum() / d as f64;
             let mut c = s * (1.0 - shrink);
             c.diag_mut().mapv_inplace(|v| v + shrink * mu);
@@ -163,9 +162,9 @@ pub(crate) fn fit_moments(
     let precision = floored_precision(cov.view(), min_eig).map_err(GaussianError::Precision)?;
     Ok(FittedGaussian {
         estimator,
-        n_samples: m.base.n,
+        n_samples: m.n,
         shrinkage,
-        mean: m.base.mean.clone(),
+        mean: m.mean.clone(),
         covariance: cov,
         precision,
     })
@@ -173,8 +172,8 @@ pub(crate) fn fit_moments(
 
 impl ValidGaussianParams {
     /// Fit a Gaussian to everything accumulated in `acc` (at least 2 samples).
-    pub fn fit(&self, acc: &GaussianAccumulator) -> Result<FittedGaussian, GaussianError> {
-        fit_moments(self.estimator, &acc.moments_snapshot())
+    pub fn fit(&self, acc: &MomentAccumulator) -> Result<FittedGaussian, GaussianError> {
+        fit_moments(self.estimator, &acc.snapshot())
     }
 
     /// One-shot fit to the rows of `rows` (shape `(n, dim)`, n >= 2); equals the streamed fit.
@@ -187,11 +186,9 @@ impl ValidGaussianParams {
                 what: "the feature dimension",
             });
         }
-        if !all_finite(rows.iter().copied()) {
-            return Err(GaussianError::NonFinite { what: "input rows" });
-        }
+        ensure_finite(rows.iter().copied(), "input rows")?;
         // One centring of the whole batch (a different code path from the chunked stream).
         let x = rows.mapv(|v| v.into());
-        fit_moments(self.estimator, &CentralMoments::from_rows(x.view()))
+        fit_moments(self.estimator, &Moments::from_rows(x.view()))
     }
 }

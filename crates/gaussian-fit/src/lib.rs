@@ -6,11 +6,13 @@
 //!   `LedoitWolf` (default), the empirical covariance, or `S + eps I` (PaDiM's ridge).
 //!   The empirical covariance `S` is always divided by N (as scikit-learn's
 //!   `empirical_covariance`).
-//! * Streaming: a [`GaussianAccumulator`] takes the samples in ONE pass with `O(d^2)` memory
-//!   (count, mean, `sum (x-mu)(x-mu)^T`, `sum ||x-mu||^2 (x-mu)`, `sum ||x-mu||^4`: Ledoit-Wolf's
-//!   `beta` needs `sum_i ||x_i x_i^T - S||_F^2 = sum_i ||x_i - mu||^4 - n ||S||_F^2`).
-//!   Chunks are centred on their own mean and merged with exact Chan-style formulas, so the
-//!   streamed fit equals the one-shot [`ValidGaussianParams::fit_rows`] to rounding.
+//! * Streaming: feature-moments' [`MomentAccumulator`] (re-exported) takes the samples in ONE
+//!   pass with `O(d^2)` memory (count, mean, `sum (x-mu)(x-mu)^T`, `sum ||x-mu||^2 (x-mu)`,
+//!   `sum ||x-mu||^4`: Ledoit-Wolf's `beta` needs
+//!   `sum_i ||x_i x_i^T - S||_F^2 = sum_i ||x_i - mu||^4 - n ||S||_F^2`). Chunks are centred on
+//!   their own mean and merged with exact Chan-style formulas, so the streamed fit equals the
+//!   one-shot [`ValidGaussianParams::fit_rows`] to rounding. Its [`MomentsError`] (bad
+//!   samples) is wrapped in [`GaussianError::Moments`].
 //! * Per-position mode (PaDiM): [`PerPositionAccumulator`] / [`PerPositionGaussians`], one
 //!   Gaussian per position of a `(dim, h, w)` map, fitted in parallel (rayon).
 //!
@@ -24,12 +26,12 @@
 //!   Computed by symmetric eigendecomposition (faer), or by Cholesky when a lower bound on the
 //!   eigenvalues known from the estimator (`s * m` for Ledoit-Wolf, `eps` for the ridge)
 //!   already reaches the floor, so that flooring cannot change the result.
-//! * NaN / infinite inputs are rejected ([`GaussianError::NonFinite`]); so is data whose
-//!   squares overflow.
+//! * NaN / infinite inputs are rejected ([`MomentsError::NonFinite`], wrapped in
+//!   [`GaussianError::Moments`]); so is data whose squares overflow.
 //!
 //! # Example
 //! ```
-//! use gaussian_fit::{CovarianceEstimator, GaussianAccumulator, GaussianParams};
+//! use gaussian_fit::{CovarianceEstimator, GaussianParams, MomentAccumulator};
 //! use ndarray::array;
 //!
 //! let x = array![[1.0f32, 2.0], [2.0, 1.0], [3.0, 5.0], [4.0, 3.0], [0.5, 0.0]];
@@ -39,7 +41,7 @@
 //! let one_shot = params.fit_rows(x.view())?;
 //!
 //! // The same fit, streamed one sample at a time.
-//! let mut acc = GaussianAccumulator::new(2);
+//! let mut acc = MomentAccumulator::new(2);
 //! for row in x.rows() {
 //!     acc.push_vector(row)?;
 //! }
@@ -54,16 +56,14 @@
 //! ```
 #![deny(missing_docs)]
 
-mod accumulator;
 mod error;
 mod fitted;
 mod linalg;
-mod moments;
 mod params;
 mod per_position;
 
-pub use accumulator::GaussianAccumulator;
 pub use error::GaussianError;
+pub use feature_moments::{MomentAccumulator, MomentsError};
 pub use fitted::{FittedGaussian, MIN_SAMPLES};
 pub use linalg::PRECISION_FLOOR;
 pub use params::{CovarianceEstimator, GaussianParams, ValidGaussianParams};

@@ -5,7 +5,7 @@
 //! `docs/performance/numerical-core.md` in the repository.
 
 use faer::{Mat, Side};
-use feature_moments::sym_eigh_desc;
+use feature_moments::{sym_eigh_desc, symmetrize};
 use ndarray::{Array2, ArrayView2};
 
 /// Relative eigenvalue floor used when inverting a covariance (spec section 2).
@@ -63,17 +63,5 @@ pub(crate) fn floored_precision(
         Ok(prec)
     } else {
         Err("the precision matrix has non-finite entries".to_string())
-    }
-}
-
-/// Replace `m` by `(m + m^T) / 2`.
-pub(crate) fn symmetrize(m: &mut Array2<f64>) {
-    let n = m.nrows().min(m.ncols());
-    for i in 0..n {
-        for j in 0..i {
-            let v = 0.5 * (m[[i, j]] + m[[j, i]]);
-            m[[i, j]] = v;
-            m[[j, i]] = v;
-        }
     }
 }

@@ -1,11 +1,11 @@
 //! Per-position mode: one Gaussian per spatial position `(i, j)` of a `(dim, h, w)` map
 //! (PaDiM style), all accumulated in one pass and fitted in parallel.
 
+use feature_moments::{MomentAccumulator, MomentsError, ensure_dim, ensure_finite};
 use ndarray::{ArrayView3, s};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::accumulator::{GaussianAccumulator, all_finite};
 use crate::error::GaussianError;
 use crate::fitted::{FittedGaussian, fit_moments};
 use crate::params::ValidGaussianParams;
@@ -16,7 +16,7 @@ pub struct PerPositionAccumulator {
     dim: usize,
     h: usize,
     w: usize,
-    accs: Vec<GaussianAccumulator>,
+    accs: Vec<MomentAccumulator>,
     n: u64,
 }
 
@@ -28,7 +28,7 @@ impl PerPositionAccumulator {
             h,
             w,
             accs: (0..h.saturating_mul(w))
-                .map(|_| GaussianAccumulator::new(dim))
+                .map(|_| MomentAccumulator::new(dim))
                 .collect(),
             n: 0,
         }
@@ -55,35 +55,11 @@ impl PerPositionAccumulator {
         &mut self,
         map: ArrayView3<'_, A>,
     ) -> Result<(), GaussianError> {
-        if map.dim() != (self.dim, self.h, self.w) {
-            let (c, h, w) = map.dim();
-            return Err(GaussianError::DimensionMismatch {
-                what: if c != self.dim {
-                    "channels of the pushed map"
-                } else if h != self.h {
-                    "rows of the pushed map"
-                } else {
-                    "columns of the pushed map"
-                },
-                expected: if c != self.dim {
-                    self.dim
-                } else if h != self.h {
-                    self.h
-                } else {
-                    self.w
-                },
-                got: if c != self.dim {
-                    c
-                } else if h != self.h {
-                    h
-                } else {
-                    w
-                },
-            });
-        }
-        if !all_finite(map.iter().copied()) {
-            return Err(GaussianError::NonFinite { what: "pushed map" });
-        }
+        let (c, h, w) = map.dim();
+        ensure_dim("channels of the pushed map", self.dim, c)?;
+        ensure_dim("rows of the pushed map", self.h, h)?;
+        ensure_dim("columns of the pushed map", self.w, w)?;
+        ensure_finite(map.iter().copied(), "pushed map")?;
         // Convert once (the generic A need not be Sync), then fill positions in parallel.
         let x = map.mapv(|v| v.into());
         let w = self.w;
@@ -101,12 +77,19 @@ impl PerPositionAccumulator {
 
     /// Merge the maps of `other` (same shape) into `self`.
     pub fn merge(&mut self, other: &PerPositionAccumulator) -> Result<(), GaussianError> {
-        if (other.dim, other.h, other.w) != (self.dim, self.h, self.w) {
-            return Err(GaussianError::Merge(format!(
-                "shape (dim, h, w) {:?} vs {:?}",
-                (self.dim, self.h, self.w),
-                (other.dim, other.h, other.w)
-            )));
+        for (what, expected, got) in [
+            ("channels", self.dim, other.dim),
+            ("rows", self.h, other.h),
+            ("columns", self.w, other.w),
+        ] {
+            if expected != got {
+                return Err(MomentsError::Merge {
+                    what,
+                    expected,
+                    got,
+                }
+                .into());
+            }
         }
         self.accs
             .par_iter_mut()
@@ -204,7 +187,7 @@ impl ValidGaussianParams {
         let gaussians = acc
             .accs
             .par_iter()
-            .map(|a| fit_moments(estimator, &a.moments_snapshot()))
+            .map(|a| fit_moments(estimator, &a.snapshot()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(PerPositionGaussians {
             h: acc.h,

@@ -1,8 +1,8 @@
 //! Bad input -> typed errors; degenerate data; serde round trips.
 
 use gaussian_fit::{
-    CovarianceEstimator, FittedGaussian, GaussianAccumulator, GaussianError, GaussianParams,
-    PerPositionAccumulator, PerPositionGaussians,
+    CovarianceEstimator, FittedGaussian, GaussianError, GaussianParams, MomentAccumulator,
+    MomentsError, PerPositionAccumulator, PerPositionGaussians,
 };
 use ndarray::{Array2, Array3, array};
 
@@ -75,7 +75,7 @@ fn too_few_and_empty() {
         GaussianError::TooFewSamples { needed: 2, got: 0 }
     );
     assert!(matches!(
-        p.fit(&GaussianAccumulator::new(3)),
+        p.fit(&MomentAccumulator::new(3)),
         Err(GaussianError::TooFewSamples { .. })
     ));
     let nodim = Array2::<f64>::zeros((5, 0));
@@ -84,7 +84,7 @@ fn too_few_and_empty() {
         Err(GaussianError::ZeroSize { .. })
     ));
     assert!(matches!(
-        p.fit(&GaussianAccumulator::new(0)),
+        p.fit(&MomentAccumulator::new(0)),
         Err(GaussianError::ZeroSize { .. })
     ));
     let mut pp = PerPositionAccumulator::new(2, 2, 2);
@@ -101,19 +101,23 @@ fn too_few_and_empty() {
 
 #[test]
 fn dimension_mismatch() {
-    let mut acc = GaussianAccumulator::new(3);
+    let mut acc = MomentAccumulator::new(3);
     let e = acc.push_rows(array![[1.0, 2.0]].view()).unwrap_err();
     assert_eq!(
         e,
-        GaussianError::DimensionMismatch {
+        MomentsError::DimensionMismatch {
             what: "columns of the pushed rows",
             expected: 3,
             got: 2
         }
     );
     assert!(e.to_string().contains("expected 3, got 2"));
+    // wrapped transparently: same message, the detail kept
+    let wrapped = GaussianError::from(e.clone());
+    assert_eq!(wrapped.to_string(), e.to_string());
+    assert_eq!(wrapped, GaussianError::Moments(e));
     assert!(acc.push_vector(array![1.0f32, 2.0].view()).is_err());
-    assert!(acc.merge(&GaussianAccumulator::new(2)).is_err());
+    assert!(acc.merge(&MomentAccumulator::new(2)).is_err());
     assert!(
         acc.push_map(Array3::<f32>::zeros((2, 1, 1)).view())
             .is_err()
@@ -121,18 +125,25 @@ fn dimension_mismatch() {
     let mut pp = PerPositionAccumulator::new(3, 2, 2);
     assert!(matches!(
         pp.push_map(Array3::<f32>::zeros((3, 2, 1)).view()),
-        Err(GaussianError::DimensionMismatch {
+        Err(GaussianError::Moments(MomentsError::DimensionMismatch {
             what: "columns of the pushed map",
             expected: 2,
             got: 1
-        })
+        }))
     ));
-    assert!(pp.merge(&PerPositionAccumulator::new(3, 2, 1)).is_err());
+    assert_eq!(
+        pp.merge(&PerPositionAccumulator::new(3, 2, 1)),
+        Err(GaussianError::Moments(MomentsError::Merge {
+            what: "columns",
+            expected: 2,
+            got: 1
+        }))
+    );
     let mut nan = Array3::<f32>::zeros((3, 2, 2));
     nan[[1, 1, 0]] = f32::NAN;
     assert!(matches!(
         pp.push_map(nan.view()),
-        Err(GaussianError::NonFinite { .. })
+        Err(GaussianError::Moments(MomentsError::NonFinite { .. }))
     ));
     assert_eq!(pp.n_samples(), 0);
 }
@@ -200,7 +211,7 @@ fn overflowing_inputs_are_an_error() {
     let x = array![[1e200, 0.0], [-1e200, 1.0], [0.0, 2.0]];
     assert!(matches!(
         lw().fit_rows(x.view()),
-        Err(GaussianError::NonFinite { .. })
+        Err(GaussianError::Moments(MomentsError::NonFinite { .. }))
     ));
 }
 
@@ -246,7 +257,7 @@ fn shared_map_push_equals_rows() {
     let map = Array3::from_shape_fn((3, 2, 4), |(c, i, j)| {
         ((c * 7 + i * 3 + j * j) % 5) as f32 + c as f32 * 0.5
     });
-    let mut acc = GaussianAccumulator::new(3);
+    let mut acc = MomentAccumulator::new(3);
     acc.push_map(map.view()).unwrap();
     let rows = Array2::from_shape_fn((8, 3), |(k, c)| map[[c, k / 4, k % 4]]);
     let a = lw().fit(&acc).unwrap();
@@ -266,9 +277,9 @@ fn non_standard_layout_maps_are_accepted() {
     });
     let view = hwc.view().permuted_axes([2, 0, 1]);
     let std = view.as_standard_layout().into_owned();
-    let mut a = GaussianAccumulator::new(5);
+    let mut a = MomentAccumulator::new(5);
     a.push_map(view).unwrap();
-    let mut b = GaussianAccumulator::new(5);
+    let mut b = MomentAccumulator::new(5);
     b.push_map(std.view()).unwrap();
     assert_eq!(lw().fit(&a).unwrap(), lw().fit(&b).unwrap());
     let mut pa = PerPositionAccumulator::new(5, 3, 4);

@@ -4,7 +4,7 @@
 //! `max |a - b| <= tol * max |b|` (entry-wise relative tests are meaningless for entries
 //! that are zero up to rounding).
 
-use gaussian_fit::{CovarianceEstimator, GaussianAccumulator, GaussianParams};
+use gaussian_fit::{CovarianceEstimator, GaussianParams, MomentAccumulator};
 use ndarray::{Array1, Array2};
 use serde_json::Value;
 
@@ -150,7 +150,7 @@ fn streamed_matches_sklearn_too() {
     for c in cases() {
         let name = c["name"].as_str().unwrap();
         let x = mat(&c["x"]);
-        let mut acc = GaussianAccumulator::new(x.ncols());
+        let mut acc = MomentAccumulator::new(x.ncols());
         // uneven chunks: single vectors, then a block, then the rest
         let n = x.nrows();
         let a = n / 3;
@@ -159,7 +159,7 @@ fn streamed_matches_sklearn_too() {
             acc.push_vector(x.row(i)).unwrap();
         }
         acc.push_rows(x.slice(ndarray::s![a..b, ..])).unwrap();
-        let mut other = GaussianAccumulator::new(x.ncols());
+        let mut other = MomentAccumulator::new(x.ncols());
         other.push_rows(x.slice(ndarray::s![b.., ..])).unwrap();
         acc.merge(&other).unwrap();
         let g = GaussianParams::default()

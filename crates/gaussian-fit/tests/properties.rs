@@ -1,7 +1,8 @@
 //! Property tests (proptest) of the Gaussian fit.
 
 use gaussian_fit::{
-    CovarianceEstimator, GaussianAccumulator, GaussianError, GaussianParams, PerPositionAccumulator,
+    CovarianceEstimator, GaussianError, GaussianParams, MomentAccumulator, MomentsError,
+    PerPositionAccumulator,
 };
 use ndarray::{Array2, Array3, s};
 use proptest::prelude::*;
@@ -57,14 +58,14 @@ proptest! {
         idx.push(0);
         idx.push(n);
         idx.sort_unstable();
-        let mut acc = GaussianAccumulator::new(x.ncols());
+        let mut acc = MomentAccumulator::new(x.ncols());
         for (k, w) in idx.windows(2).enumerate() {
             let part = x.slice(s![w[0]..w[1], ..]);
             match mode[k % mode.len()] {
                 0 => acc.push_rows(part).unwrap(),
                 1 => for r in part.rows() { acc.push_vector(r).unwrap() },
                 _ => {
-                    let mut other = GaussianAccumulator::new(x.ncols());
+                    let mut other = MomentAccumulator::new(x.ncols());
                     other.push_rows(part).unwrap();
                     acc.merge(&other).unwrap();
                 }
@@ -102,15 +103,15 @@ proptest! {
         if let Some(v) = x.iter_mut().nth(pos % n) { *v = bad; }
         let p = GaussianParams::default().validate().unwrap();
         let one_shot = p.fit_rows(x.view());
-        prop_assert!(matches!(one_shot, Err(GaussianError::NonFinite { .. })), "unexpected result");
-        let mut acc = GaussianAccumulator::new(x.ncols());
-        prop_assert!(matches!(acc.push_rows(x.view()), Err(GaussianError::NonFinite { .. })), "unexpected result");
+        prop_assert!(matches!(one_shot, Err(GaussianError::Moments(MomentsError::NonFinite { .. }))), "unexpected result");
+        let mut acc = MomentAccumulator::new(x.ncols());
+        prop_assert!(matches!(acc.push_rows(x.view()), Err(MomentsError::NonFinite { .. })), "unexpected result");
         prop_assert_eq!(acc.n_samples(), 0);
         let row = pos % x.nrows();
-        let mut acc = GaussianAccumulator::new(x.ncols());
+        let mut acc = MomentAccumulator::new(x.ncols());
         let res = acc.push_vector(x.row(row));
         let row_ok = x.row(row).iter().all(|v| v.is_finite());
-        prop_assert!(matches!(res, Err(GaussianError::NonFinite { .. })) || row_ok, "row {}", row);
+        prop_assert!(matches!(res, Err(MomentsError::NonFinite { .. })) || row_ok, "row {}", row);
     }
 
     #[test]

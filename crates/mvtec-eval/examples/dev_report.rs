@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use mvtec_eval::{
-    Dataset, ImageMetrics, PanelOptions, PixelMetricsAccumulator, PlotSpec, Report, ValidateOptions, heatmap_panel,
-    plot_curves, write_png,
+    Dataset, ImageMetrics, MaskGeometry, PanelOptions, PixelMetricsAccumulator, PlotSpec, Report, ValidateOptions,
+    decode_image, heatmap_panel, load_sample_mask, plot_curves, write_png,
 };
 use ndarray::Array2;
 
@@ -33,23 +33,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cat.validate(ValidateOptions { decode: false })?;
         let mut acc = PixelMetricsAccumulator::new();
         let (mut scores, mut labels, mut maps) = (Vec::new(), Vec::new(), Vec::new());
-        for (k, chunk) in cat.iter_test_loaded(8, size, size).enumerate() {
-            for (n, s) in chunk?.into_iter().enumerate() {
-                let zero = Array2::from_elem((size, size), false);
-                let mask = s.mask.as_ref().unwrap_or(&zero);
-                let map = Array2::from_shape_fn((size, size), |(i, j)| {
-                    let near = (i.saturating_sub(3)..(i + 4).min(size))
-                        .flat_map(|y| (j.saturating_sub(3)..(j + 4).min(size)).map(move |x| (y, x)))
-                        .filter(|&p| mask[p])
-                        .count() as f32;
-                    near / 49.0 + noise((k * 8 + n) as u32, i as u32, j as u32)
-                });
-                acc.push(map.view(), s.mask.as_ref().map(|m| m.view()))?;
-                scores.push(map.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64);
-                labels.push(s.sample.is_anomalous);
-                if s.sample.is_anomalous && maps.len() < 2 {
-                    maps.push((s.image.clone(), s.mask.clone(), map));
-                }
+        for (k, s) in cat.test.iter().enumerate() {
+            let mask = load_sample_mask(s, MaskGeometry::resize(size))?;
+            let zero = Array2::from_elem((size, size), false);
+            let m = mask.as_ref().unwrap_or(&zero);
+            let map = Array2::from_shape_fn((size, size), |(i, j)| {
+                let near = (i.saturating_sub(3)..(i + 4).min(size))
+                    .flat_map(|y| (j.saturating_sub(3)..(j + 4).min(size)).map(move |x| (y, x)))
+                    .filter(|&p| m[p])
+                    .count() as f32;
+                near / 49.0 + noise(k as u32, i as u32, j as u32)
+            });
+            acc.push(map.view(), mask.as_ref().map(|m| m.view()))?;
+            scores.push(map.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64);
+            labels.push(s.is_anomalous);
+            if s.is_anomalous && maps.len() < 2 {
+                maps.push((decode_image(&s.path)?, mask, map));
             }
         }
         let im = ImageMetrics::compute(&scores, &labels)?;

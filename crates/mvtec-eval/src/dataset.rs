@@ -1,5 +1,5 @@
-//! Dataset discovery (MVTec AD layout and a generic folder layout), validation, mask loading and
-//! chunked, parallel, bounded-memory decoding.
+//! Dataset discovery (MVTec AD layout and a generic folder layout), validation, image decoding
+//! and mask loading.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -484,31 +484,9 @@ impl Category {
         }
     }
 
-    /// Test samples in chunks of at most `chunk` (at least 1), for bounded-memory evaluation.
-    pub fn test_chunks(&self, chunk: usize) -> std::slice::Chunks<'_, TestSample> {
-        self.test.chunks(chunk.max(1))
-    }
-
-    /// Training images in chunks of at most `chunk` (at least 1).
-    pub fn train_chunks(&self, chunk: usize) -> std::slice::Chunks<'_, PathBuf> {
-        self.train.chunks(chunk.max(1))
-    }
-
     /// Image-level labels of the test samples (true = anomalous), in test order.
     pub fn test_labels(&self) -> Vec<bool> {
         self.test.iter().map(|s| s.is_anomalous).collect()
-    }
-
-    /// Iterates over the test set in chunks of `chunk` samples, decoding each chunk's images
-    /// and masks in parallel; masks are resized to `mask_h x mask_w` (nearest neighbour). Only
-    /// one chunk is in memory at a time.
-    pub fn iter_test_loaded(
-        &self,
-        chunk: usize,
-        mask_h: usize,
-        mask_w: usize,
-    ) -> impl Iterator<Item = Result<Vec<LoadedSample<'_>>>> + '_ {
-        self.test_chunks(chunk).map(move |c| load_test_chunk(c, mask_h, mask_w))
     }
 }
 
@@ -532,22 +510,13 @@ pub fn decode_image(path: &Path) -> Result<DynamicImage> {
     reader.decode().map_err(|e| EvalError::Decode { path: path.to_path_buf(), message: e.to_string() })
 }
 
-/// Decodes several images in parallel (rayon), in the given order.
-pub fn decode_images(paths: &[PathBuf]) -> Result<Vec<DynamicImage>> {
-    paths.par_iter().map(|p| decode_image(p)).collect()
-}
-
-/// Nearest-neighbour source index for output index `o` of `out` samples over `inp` samples,
-/// with PIL's centre-aligned convention: `floor((o + 0.5) * inp / out)`, computed exactly in
-/// integers.
-#[inline]
 /// Source index of every output index of a nearest-neighbour resize from `inp` to `out`
 /// samples, exactly as PIL's `Image.resize(..., NEAREST)`: PIL (`ImagingScaleAffine`) starts
 /// at `0.5 * inp / out` and ADDS the scale once per output sample in f64, truncating each
 /// partial sum. That accumulated round-off makes it differ from the exact
 /// `floor((i + 0.5) * inp / out)` on non-integer ratios (25 of 224 columns for 256 -> 224),
 /// which moved AUPRO by 0.02 on the dev set; tests compare this table with PIL's output.
-pub fn nearest_table(inp: usize, out: usize) -> Vec<usize> {
+pub(crate) fn nearest_table(inp: usize, out: usize) -> Vec<usize> {
     let scale = inp as f64 / out.max(1) as f64;
     let mut x = 0.5 * scale;
     let last = inp.saturating_sub(1);
@@ -560,27 +529,95 @@ pub fn nearest_table(inp: usize, out: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Loads a ground-truth mask at the map resolution `out_h x out_w`: the image is converted to
-/// RGB (greyscale replicated, alpha dropped, 16-bit scaled to 8-bit), a pixel is a defect when
-/// its largest colour channel is > 127 (for L/LA masks: its grey value), and the result is
-/// resized with nearest neighbour exactly as PIL's `Image.NEAREST` (see [`nearest_table`]).
-pub fn load_mask(path: &Path, out_h: usize, out_w: usize) -> Result<Array2<bool>> {
-    if out_h == 0 || out_w == 0 {
-        return Err(EvalError::InvalidInput(format!("mask output size {out_h}x{out_w} for {} is empty", path.display())));
+/// Offset of a centred window of `crop` samples in `size` samples, exactly as torchvision's
+/// `CenterCrop` (`int(round((size - crop) / 2.0))`, Python's round half to even) and therefore
+/// as `backbone::resize_and_crop`, which crops the images: e.g. `(10, 7) -> 2` (1.5 rounds up
+/// to 2) but `(12, 7) -> 2` (2.5 rounds down to 2). Needs `crop <= size`.
+pub(crate) fn center_crop_offset(size: usize, crop: usize) -> usize {
+    let x = size.saturating_sub(crop);
+    let half = x / 2;
+    if x % 2 == 1 && half % 2 == 1 { half + 1 } else { half }
+}
+
+/// The largest side [`MaskGeometry`] accepts (a mask of this side is 256 MiB of `bool`s).
+pub const MAX_MASK_SIDE: usize = 16384;
+
+/// How a ground-truth mask is brought onto the pixel grid of the anomaly map, with the geometry
+/// the model's images had: the whole mask is resized to `resize x resize` (nearest neighbour,
+/// exactly as PIL's `Image.NEAREST`), then, with `crop: Some(c)`, only its central `c x c`
+/// square is kept, at the offsets of torchvision's `CenterCrop` (the same rule as
+/// `backbone::resize_and_crop`, which crops the images: offset `round((resize - c) / 2)`, half
+/// to even). So a defect that the image crop cuts away is cut from the mask too, and every
+/// kept mask pixel lies under the map pixel that saw it.
+///
+/// ```
+/// use mvtec_eval::MaskGeometry;
+///
+/// // Images resized to 256 x 256 and centre-cropped to 224 x 224 (map side 224).
+/// let g = MaskGeometry::new(256, Some(224));
+/// assert_eq!(g.side(), 224);
+/// assert_eq!(MaskGeometry::resize(224).side(), 224);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskGeometry {
+    /// Side of the square the whole mask is resized to (1..=[`MAX_MASK_SIDE`]).
+    pub resize: usize,
+    /// Side of the central square kept after the resize (1..=`resize`); `None` keeps it all.
+    pub crop: Option<usize>,
+}
+
+impl MaskGeometry {
+    /// Resize to `resize x resize`, then keep the central `crop x crop` (`None`: no crop).
+    pub fn new(resize: usize, crop: Option<usize>) -> Self {
+        Self { resize, crop }
     }
+
+    /// Resize to `side x side`, no crop.
+    pub fn resize(side: usize) -> Self {
+        Self { resize: side, crop: None }
+    }
+
+    /// The side of the masks this geometry produces (the crop if any, else the resize): the side
+    /// of the anomaly map.
+    pub fn side(&self) -> usize {
+        self.crop.unwrap_or(self.resize)
+    }
+
+    /// `(offset, side)` of the kept window in the resized mask, or an error naming `path`.
+    fn window(&self, path: &Path) -> Result<(usize, usize)> {
+        let bad = |m: String| Err(EvalError::InvalidInput(format!("mask {}: {m}", path.display())));
+        if self.resize == 0 || self.resize > MAX_MASK_SIDE {
+            return bad(format!("resize side {} must be in 1..={MAX_MASK_SIDE}", self.resize));
+        }
+        match self.crop {
+            None => Ok((0, self.resize)),
+            Some(c) if c == 0 || c > self.resize => bad(format!("centre crop {c} must be in 1..={}", self.resize)),
+            Some(c) => Ok((center_crop_offset(self.resize, c), c)),
+        }
+    }
+}
+
+/// Loads a ground-truth mask onto the map's pixel grid (see [`MaskGeometry`]): the image is
+/// converted to RGB (greyscale replicated, alpha dropped, 16-bit scaled to 8-bit), a pixel is a
+/// defect when its largest colour channel is > 127 (for L/LA masks: its grey value), and the
+/// result is resized with nearest neighbour exactly as PIL's `Image.NEAREST`, then centre-cropped
+/// as the images were. Returns `side x side` ([`MaskGeometry::side`]).
+pub fn load_mask(path: &Path, geometry: MaskGeometry) -> Result<Array2<bool>> {
+    let (offset, side) = geometry.window(path)?;
     let img = decode_image(path)?.to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
         return Err(EvalError::Decode { path: path.to_path_buf(), message: "empty image".into() });
     }
     let raw = img.as_raw();
-    let cols = nearest_table(w, out_w);
-    let rows = nearest_table(h, out_h);
-    let mut out = Array2::from_elem((out_h, out_w), false);
-    for (i, mut row) in out.rows_mut().into_iter().enumerate() {
-        let si = rows.get(i).copied().unwrap_or(0);
-        for (j, v) in row.iter_mut().enumerate() {
-            let idx = (si * w + cols.get(j).copied().unwrap_or(0)) * 3;
+    // The source pixel of every resized index, restricted to the crop window.
+    let window = |table: Vec<usize>| table.into_iter().skip(offset).take(side).collect::<Vec<_>>();
+    let cols = window(nearest_table(w, geometry.resize));
+    let rows = window(nearest_table(h, geometry.resize));
+    let mut out = Array2::from_elem((side, side), false);
+    for (mut row, &si) in out.rows_mut().into_iter().zip(&rows) {
+        for (v, &sj) in row.iter_mut().zip(&cols) {
+            let idx = (si * w + sj) * 3;
             if let Some(px) = raw.get(idx..idx + 3) {
                 *v = px.iter().copied().max().unwrap_or(0) > 127;
             }
@@ -589,10 +626,10 @@ pub fn load_mask(path: &Path, out_h: usize, out_w: usize) -> Result<Array2<bool>
     Ok(out)
 }
 
-/// Loads the mask of a test sample at `out_h x out_w`, after checking (cheaply, from the file
-/// headers) that the mask has the same size as its image: a mismatch is an error naming both
-/// files. Good samples (no mask) give `None`.
-pub fn load_sample_mask(sample: &TestSample, out_h: usize, out_w: usize) -> Result<Option<Array2<bool>>> {
+/// Loads the mask of a test sample with `geometry` ([`load_mask`]), after checking (cheaply,
+/// from the file headers) that the mask has the same size as its image: a mismatch is an error
+/// naming both files. Good samples (no mask) give `None`.
+pub fn load_sample_mask(sample: &TestSample, geometry: MaskGeometry) -> Result<Option<Array2<bool>>> {
     let Some(mask) = &sample.mask else { return Ok(None) };
     let (iw, ih) = image::image_dimensions(&sample.path)
         .map_err(|e| EvalError::Decode { path: sample.path.clone(), message: e.to_string() })?;
@@ -608,28 +645,33 @@ pub fn load_sample_mask(sample: &TestSample, out_h: usize, out_w: usize) -> Resu
             mask_h: mh,
         });
     }
-    load_mask(mask, out_h, out_w).map(Some)
+    load_mask(mask, geometry).map(Some)
 }
 
-/// A decoded test sample.
-#[derive(Debug, Clone)]
-pub struct LoadedSample<'a> {
-    /// The sample.
-    pub sample: &'a TestSample,
-    /// The decoded image.
-    pub image: DynamicImage,
-    /// The mask at the requested resolution (`None` for good images).
-    pub mask: Option<Array2<bool>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Decodes a chunk of test samples (images and masks) in parallel.
-pub fn load_test_chunk(samples: &[TestSample], mask_h: usize, mask_w: usize) -> Result<Vec<LoadedSample<'_>>> {
-    samples
-        .par_iter()
-        .map(|s| {
-            let mask = load_sample_mask(s, mask_h, mask_w)?;
-            let image = decode_image(&s.path)?;
-            Ok(LoadedSample { sample: s, image, mask })
-        })
-        .collect()
+    /// Parity with PIL: `tests/fixtures/nearest.json` holds the source indices of
+    /// `Image.resize(..., NEAREST)` (made by `tests/fixtures/generate.py`).
+    #[test]
+    fn mask_nearest_resize_matches_pil() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nearest.json");
+        let cases: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        for case in cases.as_array().unwrap() {
+            let n = case["in"].as_u64().unwrap() as usize;
+            let m = case["out"].as_u64().unwrap() as usize;
+            let want: Vec<usize> = case["src"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            assert_eq!(nearest_table(n, m), want, "{n} -> {m}");
+        }
+    }
+
+    /// torchvision's `int(round((size - crop) / 2.0))`, values from Python 3 (round half to even).
+    #[test]
+    fn center_crop_offset_is_pythons_round() {
+        // (size, crop, Python's offset): 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, 3.5 -> 4, 16.0 -> 16
+        for (size, crop, want) in [(8, 7, 0), (10, 7, 2), (12, 7, 2), (14, 7, 4), (256, 224, 16), (7, 7, 0), (380, 331, 24)] {
+            assert_eq!(center_crop_offset(size, crop), want, "{size} -> {crop}");
+        }
+    }
 }

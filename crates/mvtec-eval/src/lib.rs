@@ -5,8 +5,9 @@
 //! - [`Dataset`]: the MVTec AD layout (`CATEGORY/train/good`, `CATEGORY/test/{good,DEFECT}`,
 //!   `CATEGORY/ground_truth/DEFECT/NNN_mask.png`) discovered by listing, or any folder layout
 //!   ([`FolderLayout`], fits VisA/BTAD after conversion); [`Category::validate`] reports
-//!   malformed data; [`load_mask`] loads masks at the map resolution (nearest neighbour,
-//!   defect where > 127); chunked, parallel decoding keeps memory bounded.
+//!   malformed data; [`decode_image`] decodes with errors naming the file; [`load_mask`]
+//!   loads masks onto the map's pixel grid with the images' geometry ([`MaskGeometry`]: nearest
+//!   neighbour resize, then the same centre crop as the images; defect where > 127).
 //! - Metrics: [`roc_auc`] (= scikit-learn `roc_auc_score`, ties included), [`f1_max`],
 //!   [`ImageMetrics`], and [`PixelMetricsAccumulator`] for pixel AUROC, AUPRO (official MVTec
 //!   algorithm, FPR <= 0.3) and pixel F1-max, exact, over whole categories at native size.
@@ -34,22 +35,19 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod dataset;
-pub mod error;
-pub mod metrics;
-pub mod pixel;
-pub mod plot;
-pub mod report;
+mod dataset;
+mod error;
+mod metrics;
+mod pixel;
+mod plot;
+mod report;
 
 pub use dataset::{
-    Category, Dataset, DatasetIssue, FolderLayout, IMAGE_EXTENSIONS, LoadedSample, TestSample, ValidateOptions,
-    decode_image, decode_images, is_image_file, load_mask, load_sample_mask, load_test_chunk, nearest_table,
+    Category, Dataset, DatasetIssue, FolderLayout, IMAGE_EXTENSIONS, MAX_MASK_SIDE, MaskGeometry, TestSample,
+    ValidateOptions, decode_image, is_image_file, load_mask, load_sample_mask,
 };
 pub use error::{EvalError, Result};
 pub use metrics::{Curve, ImageMetrics, f1_max, roc_auc};
-pub use pixel::{
-    DEFAULT_PRO_FPR_LIMIT, MapScore, PixelMetrics, PixelMetricsAccumulator, PixelMetricsParams, label_components,
-    radix_sort,
-};
+pub use pixel::{DEFAULT_PRO_FPR_LIMIT, MapScore, PixelMetrics, PixelMetricsAccumulator, PixelMetricsParams};
 pub use plot::{PanelOptions, PlotSpec, heatmap_panel, jet, plot_curves, render_curves, write_png};
-pub use report::{Report, ReportRow, write_atomic};
+pub use report::{MEAN_ROW, Report, ReportRow, write_atomic};

@@ -59,21 +59,21 @@ impl MapScore for f64 {
 
 /// The order-preserving `u32` key of a finite f32 (`-0.0` and `0.0` map to the same key).
 #[inline]
-pub fn f32_key(v: f32) -> u32 {
+pub(crate) fn f32_key(v: f32) -> u32 {
     let b = (v + 0.0).to_bits();
     if b & 0x8000_0000 != 0 { !b } else { b | 0x8000_0000 }
 }
 
 /// The f32 whose key is `k` (inverse of [`f32_key`]).
 #[inline]
-pub fn key_f32(k: u32) -> f32 {
+pub(crate) fn key_f32(k: u32) -> f32 {
     if k & 0x8000_0000 != 0 { f32::from_bits(k & 0x7fff_ffff) } else { f32::from_bits(!k) }
 }
 
 /// 8-connected component labelling of a mask. Returns the label image (0 = background,
 /// 1..=n = components, numbered in raster order of their first pixel) and the size of each
 /// component (`sizes[k]` for label `k + 1`).
-pub fn label_components(mask: ArrayView2<'_, bool>) -> (Array2<u32>, Vec<u64>) {
+pub(crate) fn label_components(mask: ArrayView2<'_, bool>) -> (Array2<u32>, Vec<u64>) {
     let (h, w) = mask.dim();
     let mut labels = Array2::<u32>::zeros((h, w));
     let mut sizes = Vec::new();
@@ -110,7 +110,7 @@ pub fn label_components(mask: ArrayView2<'_, bool>) -> (Array2<u32>, Vec<u64>) {
 }
 
 /// Keys sortable by [`radix_sort`].
-pub trait RadixKey: Copy + Ord + Send + Sync + Default {
+pub(crate) trait RadixKey: Copy + Ord + Send + Sync + Default {
     /// Bits in the key.
     const BITS: u32;
     /// The radix digit (11 bits) at `shift`.
@@ -138,7 +138,7 @@ const RADIX: usize = 1 << DIGIT_BITS;
 /// digit is the same for every key is skipped). Uses one scratch buffer of the input's size;
 /// the histograms of all digits are computed in one parallel pass. Small inputs use
 /// `sort_unstable`.
-pub fn radix_sort<K: RadixKey>(v: &mut [K]) {
+pub(crate) fn radix_sort<K: RadixKey>(v: &mut [K]) {
     if v.len() <= 4096 {
         v.sort_unstable();
         return;
@@ -473,5 +473,77 @@ impl PixelMetricsAccumulator {
             n_anomalous_pixels: n_def,
             n_regions: self.n_regions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+    use proptest::prelude::*;
+
+    #[test]
+    fn components_8_connected_by_hand() {
+        // (0,0)-(1,1) touch diagonally -> one region; (0,3),(1,3); (3,0),(3,1); (3,3) alone.
+        let m = array![
+            [true, false, false, true],
+            [false, true, false, true],
+            [false, false, false, false],
+            [true, true, false, true]
+        ];
+        let (labels, sizes) = label_components(m.view());
+        assert_eq!(sizes, vec![2, 2, 2, 1]);
+        assert_eq!(labels, array![[1, 0, 0, 2], [0, 1, 0, 2], [0, 0, 0, 0], [3, 3, 0, 4]]);
+        // A ring is one region; its hole is background.
+        let ring = array![[true, true, true], [true, false, true], [true, true, true]];
+        let (_, sizes) = label_components(ring.view());
+        assert_eq!(sizes, vec![8]);
+    }
+
+    proptest! {
+        #[test]
+        fn radix_sort_matches_std(mut v in prop::collection::vec(any::<u32>(), 0..3000), mut w in prop::collection::vec(0u64..1000, 0..3000)) {
+            let mut e = v.clone();
+            e.sort_unstable();
+            radix_sort(&mut v);
+            prop_assert_eq!(v, e);
+            let mut e = w.clone();
+            e.sort_unstable();
+            radix_sort(&mut w);
+            prop_assert_eq!(w, e);
+        }
+
+        #[test]
+        fn f32_key_preserves_order(a in any::<f32>(), b in any::<f32>()) {
+            prop_assume!(a.is_finite() && b.is_finite());
+            let (ka, kb) = (f32_key(a), f32_key(b));
+            prop_assert_eq!(a.partial_cmp(&b), Some(ka.cmp(&kb)));
+            prop_assert_eq!(key_f32(ka), a + 0.0);
+        }
+    }
+
+    #[test]
+    fn radix_sort_large_inputs_match_std() {
+        // Above the small-input cutoff, so the LSD passes run (including skipped constant digits).
+        let mut x = 0x1234_5678u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut a: Vec<u32> = (0..200_000).map(|_| next() as u32).collect();
+        let mut b: Vec<u64> = (0..100_000).map(|_| (next() % 5000) << 32 | (next() % 7)).collect();
+        let mut c: Vec<u32> = (0..50_000).map(|_| 0x8000_0000 | (next() as u32 & 0xff)).collect();
+        for v in [&mut a, &mut c] {
+            let mut e = v.clone();
+            e.sort_unstable();
+            radix_sort(v);
+            assert_eq!(*v, e);
+        }
+        let mut e = b.clone();
+        e.sort_unstable();
+        radix_sort(&mut b);
+        assert_eq!(b, e);
     }
 }

@@ -1,6 +1,6 @@
 //! Small cases whose values are computed by hand in the comments.
 
-use mvtec_eval::{ImageMetrics, PixelMetricsAccumulator, PixelMetricsParams, f1_max, label_components, roc_auc};
+use mvtec_eval::{ImageMetrics, PixelMetricsAccumulator, PixelMetricsParams, f1_max, roc_auc};
 use ndarray::array;
 
 #[test]
@@ -35,24 +35,6 @@ fn f1_by_hand() {
     let m = ImageMetrics::compute(&[5.0; 5], &[true, false, true, false, false]).unwrap();
     assert_eq!(m.roc.x, vec![0.0, 1.0]);
     assert_eq!((m.n_anomalous, m.n_normal), (2, 3));
-}
-
-#[test]
-fn components_8_connected_by_hand() {
-    // (0,0)-(1,1) touch diagonally -> one region; (0,3),(1,3); (3,0),(3,1); (3,3) alone.
-    let m = array![
-        [true, false, false, true],
-        [false, true, false, true],
-        [false, false, false, false],
-        [true, true, false, true]
-    ];
-    let (labels, sizes) = label_components(m.view());
-    assert_eq!(sizes, vec![2, 2, 2, 1]);
-    assert_eq!(labels, array![[1, 0, 0, 2], [0, 1, 0, 2], [0, 0, 0, 0], [3, 3, 0, 4]]);
-    // A ring is one region; its hole is background.
-    let ring = array![[true, true, true], [true, false, true], [true, true, true]];
-    let (_, sizes) = label_components(ring.view());
-    assert_eq!(sizes, vec![8]);
 }
 
 #[test]

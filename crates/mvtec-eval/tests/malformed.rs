@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use image::{GrayImage, Luma, RgbImage};
 use mvtec_eval::{
-    Dataset, DatasetIssue, EvalError, FolderLayout, PixelMetricsAccumulator, ValidateOptions, decode_image, load_mask,
-    load_sample_mask,
+    Dataset, DatasetIssue, EvalError, FolderLayout, MaskGeometry, PixelMetricsAccumulator, ValidateOptions, decode_image,
+    load_mask, load_sample_mask,
 };
 use ndarray::Array2;
 
@@ -62,19 +62,15 @@ fn valid_dataset_passes_and_is_sorted() {
     assert!(cat.test[0].mask.is_none() && !cat.test[0].is_anomalous);
     assert_eq!(cat.test[2].mask.as_deref(), Some(c.join("ground_truth/scratch/000_mask.png").as_path()));
     assert_eq!(ds.category("other").unwrap().train.len(), 1);
-    // Chunked parallel loading, masks at 8x8.
-    let mut n = 0;
-    for chunk in cat.iter_test_loaded(3, 8, 8) {
-        for s in chunk.unwrap() {
-            assert_eq!(s.mask.is_some(), s.sample.is_anomalous);
-            if let Some(m) = s.mask {
-                assert_eq!(m.dim(), (8, 8));
-                assert!(m[[0, 3]] && !m[[0, 4]]);
-            }
-            n += 1;
+    // Masks at 8x8 (good images have none).
+    for s in &cat.test {
+        let mask = load_sample_mask(s, MaskGeometry::resize(8)).unwrap();
+        assert_eq!(mask.is_some(), s.is_anomalous);
+        if let Some(m) = mask {
+            assert_eq!(m.dim(), (8, 8));
+            assert!(m[[0, 3]] && !m[[0, 4]]);
         }
     }
-    assert_eq!(n, 4);
     // Generic layout: the same category opened as a folder.
     let one = Dataset::open_folder(&c, &FolderLayout::default()).unwrap();
     assert_eq!(one.categories()[0].test.len(), 4);
@@ -148,7 +144,7 @@ fn bad_6_mask_size_mismatch() {
     // Loading the sample's mask checks the header sizes too.
     let ds = Dataset::open_mvtec(t.path()).unwrap();
     let sample = ds.category("cat").unwrap().test.iter().find(|s| s.path == img).unwrap().clone();
-    let e = load_sample_mask(&sample, 8, 8).unwrap_err();
+    let e = load_sample_mask(&sample, MaskGeometry::resize(8)).unwrap_err();
     assert!(matches!(e, EvalError::MaskSizeMismatch { .. }));
     assert!(e.to_string().contains(&s(&m)) && e.to_string().contains(&s(&img)));
 }
@@ -177,7 +173,7 @@ fn bad_8_garbage_file_with_image_extension() {
     // Caught even by the cheap header-only check.
     let iss = ds.category("cat").unwrap().issues(ValidateOptions { decode: false });
     assert!(iss.iter().any(|i| matches!(i, DatasetIssue::Unreadable { path, .. } if *path == p)), "{iss:?}");
-    let e = mvtec_eval::decode_images(&ds.category("cat").unwrap().train).unwrap_err();
+    let e = decode_image(&p).unwrap_err();
     assert!(e.to_string().contains(&s(&p)));
 }
 
@@ -220,9 +216,9 @@ fn bad_11_missing_test_folder() {
 fn bad_12_missing_mask_file_and_bad_layout() {
     let t = tempfile::tempdir().unwrap();
     let p = t.path().join("gone_mask.png");
-    let e = load_mask(&p, 4, 4).unwrap_err();
+    let e = load_mask(&p, MaskGeometry::resize(4)).unwrap_err();
     assert!(matches!(e, EvalError::Io { .. }) && e.to_string().contains(&s(&p)));
-    let e = load_mask(&p, 0, 4).unwrap_err();
+    let e = load_mask(&p, MaskGeometry::resize(0)).unwrap_err();
     assert!(e.to_string().contains(&s(&p)));
     let e = Dataset::open_with_layout(t.path(), &FolderLayout::default().with_train_dir("../x")).unwrap_err();
     assert!(e.to_string().contains("train_dir"));

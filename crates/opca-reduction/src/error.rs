@@ -1,5 +1,6 @@
 //! The error type of this crate.
 
+use feature_moments::MomentsError;
 use thiserror::Error;
 
 /// Everything that can go wrong when parsing parameters, accumulating samples, fitting or
@@ -7,22 +8,11 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
 pub enum ReductionError {
-    /// An input value is NaN or infinite.
-    #[error("non-finite value (NaN or infinity) in {what}")]
-    NonFinite {
-        /// Which input held the value.
-        what: &'static str,
-    },
-    /// A vector, batch or map does not have the dimension the accumulator / model expects.
-    #[error("dimension mismatch in {what}: expected {expected}, got {got}")]
-    DimensionMismatch {
-        /// Which input was wrong.
-        what: &'static str,
-        /// The expected size.
-        expected: usize,
-        /// The size that was given.
-        got: usize,
-    },
+    /// Bad samples or vectors (non-finite values, wrong dimensions, merges of accumulators of
+    /// different dimensions), from pushing into the [`MomentAccumulator`](crate::MomentAccumulator)
+    /// or from the inputs of a fit or a projection.
+    #[error(transparent)]
+    Moments(#[from] MomentsError),
     /// A feature dimension of zero.
     #[error("the feature dimension must be at least 1, got 0")]
     ZeroDimension,
@@ -48,9 +38,6 @@ pub enum ReductionError {
     /// The eigendecomposition failed (did not converge, or the covariance overflowed).
     #[error("eigendecomposition failed: {0}")]
     Decomposition(String),
-    /// Two accumulators of different dimensions were merged.
-    #[error("cannot merge accumulators of dimension {0} and {1}")]
-    Merge(usize, usize),
     /// A (deserialised) model is internally inconsistent.
     #[error("invalid fitted reduction: {0}")]
     InvalidModel(String),

@@ -2,12 +2,13 @@
 
 use std::ops::Range;
 
-use feature_moments::sym_eigh_desc;
+use feature_moments::{
+    MomentAccumulator, Moments, all_finite, ensure_dim, ensure_finite, sym_eigh_desc,
+};
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis, s};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ReductionError;
-use crate::moments::{MomentAccumulator, Moments, all_finite};
 use crate::params::{Selection, ValidReductionParams};
 
 /// The minimum number of samples a PCA fit accepts (the covariance, divided by N, is defined
@@ -163,18 +164,12 @@ impl FittedReduction {
         &self,
         x: ArrayView1<'_, A>,
     ) -> Result<Array1<f64>, ReductionError> {
-        if x.len() != self.input_dim() {
-            return Err(ReductionError::DimensionMismatch {
-                what: "length of the vector to transform",
-                expected: self.input_dim(),
-                got: x.len(),
-            });
-        }
-        if !all_finite(x.iter().copied()) {
-            return Err(ReductionError::NonFinite {
-                what: "vector to transform",
-            });
-        }
+        ensure_dim(
+            "length of the vector to transform",
+            self.input_dim(),
+            x.len(),
+        )?;
+        ensure_finite(x.iter().copied(), "vector to transform")?;
         let c = x.mapv(|v| v.into()) - &self.mean;
         Ok(self.components.t().dot(&c))
     }
@@ -184,18 +179,12 @@ impl FittedReduction {
         &self,
         x: ArrayView2<'_, A>,
     ) -> Result<Array2<f64>, ReductionError> {
-        if x.ncols() != self.input_dim() {
-            return Err(ReductionError::DimensionMismatch {
-                what: "columns of the rows to transform",
-                expected: self.input_dim(),
-                got: x.ncols(),
-            });
-        }
-        if !all_finite(x.iter().copied()) {
-            return Err(ReductionError::NonFinite {
-                what: "rows to transform",
-            });
-        }
+        ensure_dim(
+            "columns of the rows to transform",
+            self.input_dim(),
+            x.ncols(),
+        )?;
+        ensure_finite(x.iter().copied(), "rows to transform")?;
         let c = x.mapv(|v| v.into()) - self.mean.view().insert_axis(Axis(0));
         Ok(c.dot(&self.components))
     }
@@ -206,18 +195,8 @@ impl FittedReduction {
         x: ArrayView3<'_, A>,
     ) -> Result<Array3<f64>, ReductionError> {
         let (c, h, w) = x.dim();
-        if c != self.input_dim() {
-            return Err(ReductionError::DimensionMismatch {
-                what: "channels of the map to transform",
-                expected: self.input_dim(),
-                got: c,
-            });
-        }
-        if !all_finite(x.iter().copied()) {
-            return Err(ReductionError::NonFinite {
-                what: "map to transform",
-            });
-        }
+        ensure_dim("channels of the map to transform", self.input_dim(), c)?;
+        ensure_finite(x.iter().copied(), "map to transform")?;
         // (d, h, w) -> (d, h*w) row-major whatever the input's memory layout
         let mean = &self.mean;
         let centred = Array2::from_shape_fn((c, h * w), |(ch, k)| {
@@ -278,15 +257,7 @@ fn fit_moments(selection: Selection, m: &Moments) -> Result<FittedReduction, Red
             got: m.n,
         });
     }
-    let mut cov = &m.m2 / m.n as f64;
-    // symmetrise
-    for i in 0..d {
-        for j in 0..i {
-            let v = 0.5 * (cov[[i, j]] + cov[[j, i]]);
-            cov[[i, j]] = v;
-            cov[[j, i]] = v;
-        }
-    }
+    let cov = m.covariance();
     if !all_finite(cov.iter().copied()) {
         return Err(ReductionError::Decomposition(
             "the covariance is not finite (inputs too large: their squares overflow)".into(),
@@ -327,9 +298,7 @@ impl ValidReductionParams {
         if rows.ncols() == 0 {
             return Err(ReductionError::ZeroDimension);
         }
-        if !all_finite(rows.iter().copied()) {
-            return Err(ReductionError::NonFinite { what: "input rows" });
-        }
+        ensure_finite(rows.iter().copied(), "input rows")?;
         let x = rows.mapv(|v| v.into());
         fit_moments(self.selection, &Moments::from_rows(x.view()))
     }

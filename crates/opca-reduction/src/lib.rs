@@ -4,8 +4,10 @@
 //! * [`ReductionParams`] -> [`ValidReductionParams`] -> [`FittedReduction`], linfa style.
 //! * [`Selection`]: `opca:t` (smallest trailing tail holding `>= t` of the variance),
 //!   `pca:t` (leading components first reaching `>= t`), `none` (all).
-//! * [`MomentAccumulator`]: streamed first pass (mean and covariance, f64, `O(d^2)` memory);
-//!   the streamed fit equals the one-shot [`ValidReductionParams::fit_rows`] to rounding.
+//! * [`MomentAccumulator`] (feature-moments' accumulator, re-exported): streamed first pass
+//!   (mean and covariance, f64, `O(d^2)` memory); the streamed fit equals the one-shot
+//!   [`ValidReductionParams::fit_rows`] to rounding. Its [`MomentsError`] (bad samples) is
+//!   wrapped in [`ReductionError::Moments`].
 //! * Projection `z = W^T (x - mean)` of a vector, a batch or a whole `(c, h, w)` map.
 //!
 //! # Conventions
@@ -48,14 +50,13 @@
 
 mod error;
 mod fitted;
-mod moments;
 mod params;
 
 pub use error::ReductionError;
+pub use feature_moments::{MomentAccumulator, MomentsError};
 pub use fitted::{
     FittedReduction, MIN_SAMPLES, ZERO_EIGENVALUE_REL, clamp_eigenvalues, select_components,
 };
-pub use moments::MomentAccumulator;
 pub use params::{ReductionParams, Selection, ValidReductionParams};
 
 /// Result alias of this crate.

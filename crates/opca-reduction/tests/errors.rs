@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, Array3, array};
 use opca_reduction::{
-    FittedReduction, MomentAccumulator, ReductionError, ReductionParams, Selection,
+    FittedReduction, MomentAccumulator, MomentsError, ReductionError, ReductionParams, Selection,
 };
 
 #[test]
@@ -77,6 +77,10 @@ fn empty_zero_dim_and_mismatch() {
     let mut acc = MomentAccumulator::new(3);
     let e = acc.push_rows(array![[1.0, 2.0]].view()).unwrap_err();
     assert!(e.to_string().contains("expected 3, got 2"), "{e}");
+    // wrapped transparently: same message, the detail kept
+    let wrapped = ReductionError::from(e.clone());
+    assert_eq!(wrapped.to_string(), e.to_string());
+    assert_eq!(wrapped, ReductionError::Moments(e));
     assert!(acc.push_vector(array![1.0f32].view()).is_err());
     assert!(
         acc.push_map(Array3::<f32>::zeros((2, 2, 2)).view())
@@ -84,32 +88,46 @@ fn empty_zero_dim_and_mismatch() {
     );
     assert_eq!(
         acc.merge(&MomentAccumulator::new(4)).unwrap_err(),
-        ReductionError::Merge(3, 4)
+        MomentsError::Merge {
+            what: "dimensions",
+            expected: 3,
+            got: 4
+        }
     );
     let f = p
         .fit_rows(array![[1.0, 2.0, 3.0], [0.0, 1.0, 5.0]].view())
         .unwrap();
     assert!(matches!(
         f.transform_vector(array![1.0, 2.0].view()),
-        Err(ReductionError::DimensionMismatch { .. })
+        Err(ReductionError::Moments(MomentsError::DimensionMismatch {
+            what: "length of the vector to transform",
+            expected: 3,
+            got: 2
+        }))
     ));
     assert!(matches!(
         f.transform_rows(Array2::<f32>::zeros((2, 4)).view()),
-        Err(ReductionError::DimensionMismatch { .. })
+        Err(ReductionError::Moments(
+            MomentsError::DimensionMismatch { .. }
+        ))
     ));
     assert!(matches!(
         f.transform_map(Array3::<f32>::zeros((2, 2, 2)).view()),
-        Err(ReductionError::DimensionMismatch { .. })
+        Err(ReductionError::Moments(
+            MomentsError::DimensionMismatch { .. }
+        ))
     ));
     assert!(matches!(
         f.transform_vector(array![1.0, f64::NAN, 0.0].view()),
-        Err(ReductionError::NonFinite { .. })
+        Err(ReductionError::Moments(MomentsError::NonFinite {
+            what: "vector to transform"
+        }))
     ));
     let mut m = Array3::<f32>::zeros((3, 2, 2));
     m[[0, 1, 1]] = f32::INFINITY;
     assert!(matches!(
         f.transform_map(m.view()),
-        Err(ReductionError::NonFinite { .. })
+        Err(ReductionError::Moments(MomentsError::NonFinite { .. }))
     ));
 }
 

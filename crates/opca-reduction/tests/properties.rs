@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, Array2, Array3, s};
 use opca_reduction::{
-    MomentAccumulator, ReductionError, ReductionParams, Selection, select_components,
+    MomentAccumulator, MomentsError, ReductionError, ReductionParams, Selection, select_components,
 };
 use proptest::prelude::*;
 
@@ -138,13 +138,13 @@ proptest! {
         let bad = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][which as usize];
         if let Some(v) = x.iter_mut().nth(pos % n) { *v = bad; }
         let p = ReductionParams::default().validate().unwrap();
-        prop_assert!(matches!(p.fit_rows(x.view()), Err(ReductionError::NonFinite { .. })), "unexpected result");
+        prop_assert!(matches!(p.fit_rows(x.view()), Err(ReductionError::Moments(MomentsError::NonFinite { .. }))), "unexpected result");
         let mut acc = MomentAccumulator::new(x.ncols());
-        prop_assert!(matches!(acc.push_rows(x.view()), Err(ReductionError::NonFinite { .. })), "unexpected result");
+        prop_assert!(matches!(acc.push_rows(x.view()), Err(MomentsError::NonFinite { .. })), "unexpected result");
         prop_assert_eq!(acc.n_samples(), 0);
         let clean = x.mapv(|v| if v.is_finite() { v } else { 0.0 });
         let f = p.fit_rows(clean.view()).unwrap();
-        prop_assert!(matches!(f.transform_rows(x.view()), Err(ReductionError::NonFinite { .. })), "unexpected result");
+        prop_assert!(matches!(f.transform_rows(x.view()), Err(ReductionError::Moments(MomentsError::NonFinite { .. }))), "unexpected result");
     }
 
     #[test]

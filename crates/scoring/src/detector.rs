@@ -2,11 +2,13 @@
 //! detector and its scores.
 
 use gaussian_fit::{
-    FittedGaussian, GaussianAccumulator, GaussianParams, PerPositionAccumulator,
-    PerPositionGaussians, ValidGaussianParams,
+    FittedGaussian, GaussianError, GaussianParams, PerPositionAccumulator, PerPositionGaussians,
+    ValidGaussianParams,
 };
 use ndarray::{Array1, Array2, ArrayView3};
-use opca_reduction::{FittedReduction, MomentAccumulator, ReductionParams, ValidReductionParams};
+use opca_reduction::{
+    FittedReduction, MomentAccumulator, ReductionError, ReductionParams, ValidReductionParams,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ScoringError;
@@ -251,14 +253,14 @@ struct Phase1Level {
 }
 
 enum PixelAcc {
-    Shared(GaussianAccumulator),
+    Shared(MomentAccumulator),
     PerPosition(PerPositionAccumulator),
 }
 
 struct Phase2Level {
     image_reduction: FittedReduction,
     pixel_reduction: FittedReduction,
-    image_acc: GaussianAccumulator,
+    image_acc: MomentAccumulator,
     pixel_acc: PixelAcc,
 }
 
@@ -394,9 +396,11 @@ impl DetectorFitter {
             });
         };
         for (lev, map) in levels.iter_mut().zip(maps) {
-            lev.pooled.push_vector(pool(map).view())?;
+            lev.pooled
+                .push_vector(pool(map).view())
+                .map_err(ReductionError::from)?;
             if let Some(acc) = &mut lev.positions {
-                acc.push_map(map.view())?;
+                acc.push_map(map.view()).map_err(ReductionError::from)?;
             }
         }
         self.n_phase1 += 1;
@@ -430,7 +434,7 @@ impl DetectorFitter {
             let k_img = image_reduction.output_dim();
             let k_pix = pixel_reduction.output_dim();
             let pixel_acc = match p.params.spatial {
-                SpatialModel::Shared => PixelAcc::Shared(GaussianAccumulator::new(k_pix)),
+                SpatialModel::Shared => PixelAcc::Shared(MomentAccumulator::new(k_pix)),
                 SpatialModel::PerPosition => {
                     PixelAcc::PerPosition(PerPositionAccumulator::new(k_pix, h, w))
                 }
@@ -438,7 +442,7 @@ impl DetectorFitter {
             next.push(Phase2Level {
                 image_reduction,
                 pixel_reduction,
-                image_acc: GaussianAccumulator::new(k_img),
+                image_acc: MomentAccumulator::new(k_img),
                 pixel_acc,
             });
         }
@@ -479,9 +483,11 @@ impl DetectorFitter {
             projected.push((z_img, z_pix));
         }
         for (lev, (z_img, z_pix)) in levels.iter_mut().zip(projected) {
-            lev.image_acc.push_vector(z_img.view())?;
+            lev.image_acc
+                .push_vector(z_img.view())
+                .map_err(GaussianError::from)?;
             match &mut lev.pixel_acc {
-                PixelAcc::Shared(acc) => acc.push_map(z_pix.view())?,
+                PixelAcc::Shared(acc) => acc.push_map(z_pix.view()).map_err(GaussianError::from)?,
                 PixelAcc::PerPosition(acc) => acc.push_map(z_pix.view())?,
             }
         }
