@@ -277,7 +277,7 @@ fn grid_errors_name_the_file_and_the_key_before_any_work() {
 }
 
 #[test]
-fn paper_toml_is_the_built_in_default_grid() {
+fn the_committed_grid_files_load() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../xtask/ablations");
     assert_eq!(Grid::load(&root.join("paper.toml")).unwrap(), Grid::paper().unwrap());
     let dev = Grid::load(&root.join("dev-small.toml")).unwrap();

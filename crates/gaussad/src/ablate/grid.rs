@@ -200,9 +200,23 @@ mod tests {
     }
 
     #[test]
-    fn the_paper_grid_parses() {
+    fn the_paper_grid_has_every_table_of_the_paper() {
         let g = Grid::paper().unwrap();
-        assert!(g.sweeps.iter().any(|s| s.name.as_deref() == Some("variance")));
-        assert!(!g.configs().unwrap().is_empty());
+        let names: Vec<&str> = g.sweeps.iter().filter_map(|s| s.name.as_deref()).collect();
+        for t in ["table 1-2", "figure 5", "table 4", "table 5"] {
+            assert!(names.iter().any(|n| n.starts_with(t)), "{t} missing from {names:?}");
+        }
+        assert_eq!(g.base.text("image-score").unwrap(), "pooled");
+        assert_eq!(g.base.backbone, "efficientnet-b4");
+        let configs = g.configs().unwrap();
+        let table4 = g.sweeps.iter().position(|s| s.name.as_deref().is_some_and(|n| n.starts_with("table 4"))).unwrap();
+        let t4: Vec<&MethodConfig> = configs.iter().filter(|(s, _)| *s == table4).map(|(_, c)| c).collect();
+        assert!(t4.iter().all(|c| c.backbone == "resnet18" && c.levels.as_slice() == [0, 1, 2, 3]));
+        let reductions: Vec<String> = t4.iter().map(|c| c.text("reduction").unwrap()).collect();
+        assert!(reductions.contains(&"none".to_string()) && reductions.iter().filter(|r| r.starts_with("opca:")).count() >= 3);
+        let table5 = g.sweeps.iter().position(|s| s.name.as_deref().is_some_and(|n| n.starts_with("table 5"))).unwrap();
+        let levels: Vec<Vec<usize>> =
+            configs.iter().filter(|(s, _)| *s == table5).map(|(_, c)| c.levels.as_slice().to_vec()).collect();
+        assert_eq!(levels, (0..=8).map(|l| vec![l]).collect::<Vec<_>>());
     }
 }

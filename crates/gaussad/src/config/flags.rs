@@ -236,7 +236,7 @@ mod tests {
         assert_eq!(cfg.text("reduction").as_deref(), Some("none"));
         assert_eq!(cfg.text("spatial").as_deref(), Some("per-position"));
         assert_eq!(cfg.levels.as_slice(), &[4, 5]);
-        assert_eq!(cfg.text("image-score").as_deref(), Some("pooled"));
+        assert_eq!(cfg.text("image-score").as_deref(), Some("map-max"));
         assert_eq!(s.origin("spatial"), Origin::Flag);
         assert_eq!(s.origin("levels"), Origin::File(path));
         assert_eq!(s.origin("covariance"), Origin::Default);

@@ -171,8 +171,9 @@ method_config! {
     [Model, "reduction", "opca:T|pca:T|none"] reduction: Selection = Selection::default();
     /// Spatial model of the pixel map: per-position | shared.
     [Model, "spatial", "per-position|shared"] spatial: SpatialModel = SpatialModel::default();
-    /// Image score: pooled (the paper's) | map-max.
-    [Model, "image-score", "pooled|map-max"] image_score: ImageScore = ImageScore::default();
+    /// Image score: map-max (the maximum of the pixel map; the default, for verdicts that hold
+    /// their false-alarm rate) | pooled (the paper's, for reproducing its tables).
+    [Model, "image-score", "map-max|pooled"] image_score: ImageScore = ImageScore::MapMax;
     /// Covariance estimator: ledoit-wolf | empirical | ridge:EPS.
     [Model, "covariance", "ledoit-wolf|empirical|ridge:EPS"] covariance: CovarianceEstimator =
         CovarianceEstimator::default();
