@@ -49,15 +49,12 @@ mod preprocess;
 pub mod pretrained;
 mod spec;
 mod torch;
+mod weights;
 
-pub use classifier::{
-    Classifier, IMAGENET_CLASSES, Prediction, synthetic_classifier_weights, top_k,
-};
+pub use classifier::{Classifier, IMAGENET_CLASSES, Prediction, top_k};
 pub use device::Device;
 pub use error::{BackboneError, Result};
-pub use extractor::{
-    BackboneIdentity, Batch, FeatureExtractor, WeightsSource, synthetic_conv_weights,
-};
+pub use extractor::{BackboneIdentity, Batch, FeatureExtractor};
 pub use preprocess::{
     IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image, normalize, preprocess, resize_and_crop,
     resize_bilinear_pil,
@@ -66,4 +63,6 @@ pub use spec::{
     Activation, Architecture, BackboneName, BackboneSpec, EfficientNetConfig, MbStage, PaddingMode,
     ResNetConfig, efficientnet_b0_stages,
 };
-pub use torch::is_pytorch_file;
+pub use weights::{WeightsSource, is_pytorch_file};
+#[cfg(feature = "test-support")]
+pub use weights::{synthetic_classifier_weights, synthetic_conv_weights};
