@@ -66,7 +66,7 @@ pub fn top_k(logits: ArrayView1<f32>, k: usize) -> Result<Vec<Prediction>> {
 /// A backbone with its classifier: images to class probabilities.
 ///
 /// The forward pass is the [`FeatureExtractor`]'s up to the last level (EfficientNets:
-/// the head, 8; ResNets: `layer4`, 3); the global average pool and the fully connected
+/// the head, 8; ResNets: `layer4`, 4); the global average pool and the fully connected
 /// layer run here in f64.
 pub struct Classifier {
     extractor: FeatureExtractor,

@@ -32,6 +32,17 @@ pub enum BackboneError {
         /// The parameter and expected vs found shapes.
         reason: String,
     },
+    /// The padding / batch-norm convention of the weights cannot be told from the file, or
+    /// contradicts the one asked for (see `Convention`).
+    #[error("weights {path} for {backbone}: {reason}")]
+    Convention {
+        /// The file (empty when no file is involved).
+        path: PathBuf,
+        /// The backbone.
+        backbone: String,
+        /// What is unknown or contradictory, and the option that decides.
+        reason: String,
+    },
     /// The requested weights source is not available for this backbone.
     #[error("no weights for {backbone}: {reason}")]
     NoWeights {

@@ -60,9 +60,10 @@ pub use preprocess::{
     resize_bilinear_pil,
 };
 pub use spec::{
-    Activation, Architecture, BackboneName, BackboneSpec, EfficientNetConfig, MbStage, PaddingMode,
+    Activation, Architecture, BackboneName, BackboneSpec, Convention, EfficientNetConfig, MbStage,
+    PaddingMode,
     ResNetConfig, efficientnet_b0_stages,
 };
-pub use weights::{WeightsSource, is_pytorch_file};
+pub use weights::{WeightsSource, is_pytorch_file, is_safetensors_file};
 #[cfg(feature = "test-support")]
 pub use weights::{synthetic_classifier_weights, synthetic_conv_weights};

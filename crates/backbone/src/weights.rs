@@ -1,4 +1,5 @@
-//! Weights: every source (embedded, ONNX, PyTorch `.pth`, synthetic) is read ONCE into
+//! Weights: every source (embedded, ONNX, PyTorch `.pth`, `.safetensors`, synthetic) is
+//! read ONCE into
 //! [`LoadedWeights`]: the folded convolutions in the plan's forward order, the final
 //! classifier layer when the source has one, and the SHA-256 of the bytes that were read.
 //! [`FeatureExtractor`](crate::FeatureExtractor) and [`Classifier`](crate::Classifier)
@@ -34,11 +35,15 @@ pub enum WeightsSource {
     /// convolutions are read in graph order, batch norms folded, and assigned to the
     /// native network in forward order with every shape checked.
     Onnx(PathBuf),
-    /// A PyTorch state dict (`.pth` / `.pt`, e.g. torchvision's published
-    /// `resnet18-f37072fd.pth`), read through `burn-store`: parameters looked up by their
-    /// published names (torchvision for ResNets, timm for EfficientNets), batch norms
-    /// folded, every shape checked.
+    /// A PyTorch state dict (`.pth` / `.pt`, `torch.save`'s zip or legacy format, e.g.
+    /// torchvision's published `resnet18-f37072fd.pth` or efficientnet_pytorch's
+    /// `efficientnet-b4-6ed6700e.pth`), read through `burn-store`: parameters looked up by
+    /// their names (torchvision for ResNets; timm or efficientnet_pytorch for
+    /// EfficientNets), batch norms folded, every shape checked. The padding / epsilon
+    /// convention follows from the names where they tell ([`crate::Convention`]).
     Pytorch(PathBuf),
+    /// The same state dicts as [`WeightsSource::Pytorch`] in a `.safetensors` file.
+    Safetensors(PathBuf),
     /// Deterministic synthetic weights (tests and benchmarks only, feature
     /// `test-support`; see [`synthetic_conv_weights`]).
     #[cfg(feature = "test-support")]
@@ -47,15 +52,25 @@ pub enum WeightsSource {
 
 impl WeightsSource {
     /// The source for a weights file, by its extension: `.pth` / `.pt` (any case) ->
-    /// [`WeightsSource::Pytorch`], anything else -> [`WeightsSource::Onnx`].
+    /// [`WeightsSource::Pytorch`], `.safetensors` -> [`WeightsSource::Safetensors`],
+    /// anything else -> [`WeightsSource::Onnx`].
     pub fn from_file(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
         if is_pytorch_file(&path) {
             Self::Pytorch(path)
+        } else if is_safetensors_file(&path) {
+            Self::Safetensors(path)
         } else {
             Self::Onnx(path)
         }
     }
+}
+
+/// Whether `path` has the `.safetensors` extension (any case).
+pub fn is_safetensors_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| x.eq_ignore_ascii_case("safetensors"))
 }
 
 /// Whether `path` has a PyTorch checkpoint extension (`.pth` or `.pt`, any case).
@@ -198,20 +213,31 @@ pub(crate) fn load(spec: &BackboneSpec, plan: &Plan, source: &WeightsSource) -> 
         }
         WeightsSource::Pytorch(path) => {
             let sha256 = file_sha256(path)?;
-            let sd = StateDict::open(path, spec)?;
-            Ok(LoadedWeights {
-                convs: sd.convs(plan)?,
-                classifier: sd.classifier(plan).map(|(weight, bias, classes)| {
-                    ClassifierWeights {
-                        weight,
-                        bias,
-                        classes,
-                    }
-                }),
-                sha256,
-            })
+            from_state_dict(StateDict::open(path, spec)?, spec, plan, sha256)
+        }
+        WeightsSource::Safetensors(path) => {
+            let bytes = std::fs::read(path).map_err(|e| BackboneError::WeightsFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let sha256 = sha256_hex(&bytes);
+            from_state_dict(StateDict::from_safetensors(path, bytes, spec)?, spec, plan, sha256)
         }
     }
+}
+
+fn from_state_dict(sd: StateDict, spec: &BackboneSpec, plan: &Plan, sha256: String) -> Result<LoadedWeights> {
+    Ok(LoadedWeights {
+        convs: sd.convs(plan, spec)?,
+        classifier: sd
+            .classifier(plan)
+            .map(|(weight, bias, classes)| ClassifierWeights {
+                weight,
+                bias,
+                classes,
+            }),
+        sha256,
+    })
 }
 
 /// The weights of an ONNX file's bytes (one parse for convolutions and classifier).
@@ -251,6 +277,7 @@ fn match_onnx(
             plan.convs.len()
         )));
     }
+    refuse_symmetric_export(file, spec, plan, &convs)?;
     let mut out = Vec::with_capacity(convs.len());
     for (k, (def, c)) in plan.convs.iter().zip(convs).enumerate() {
         let expected = def.weight_shape();
@@ -288,6 +315,36 @@ fn match_onnx(
         });
     }
     Ok(out)
+}
+
+/// A TF-"same" configuration refuses an ONNX export whose every strided k x k
+/// convolution has PyTorch's symmetric padding: that is a PyTorch-convention network
+/// (e.g. timm's `efficientnet_b4`, the ONNX Model Zoo's), whose features differ. (TF
+/// exports carry the "same" padding as asymmetric pads or as `Pad` nodes with zero conv
+/// pads; at odd sizes TF pads can be symmetric too, but not at every strided layer of a
+/// network whose input side is even.)
+fn refuse_symmetric_export(file: &Path, spec: &BackboneSpec, plan: &Plan, convs: &[OnnxConv]) -> Result<()> {
+    let strided: Vec<_> = plan
+        .convs
+        .iter()
+        .zip(convs)
+        .filter(|(d, _)| d.padding == PaddingMode::TfSame && d.stride > 1 && d.kernel > 1)
+        .collect();
+    let symmetric = |(d, c): &(&crate::spec::ConvDef, &OnnxConv)| {
+        let p = ((d.stride - 1) + (d.kernel - 1)) / 2;
+        p > 0 && c.pads == [p; 4]
+    };
+    if !strided.is_empty() && strided.iter().all(symmetric) {
+        return Err(BackboneError::Convention {
+            path: file.to_path_buf(),
+            backbone: spec.name.clone(),
+            reason: format!(
+                "every strided convolution of the file has PyTorch's symmetric padding: a PyTorch-convention export (e.g. timm's efficientnet_bN), not the TF \"same\" padding of {}; use the -timm backbone (e.g. efficientnet-b4-timm)",
+                spec.name
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn no_classifier(path: &Path, reason: String) -> BackboneError {
