@@ -135,7 +135,9 @@ fn resolve_backbone(name: &str) -> Result<(BackboneSpec, WeightsSource)> {
             entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    p.extension().is_some_and(|x| x.eq_ignore_ascii_case("onnx")) || backbone::is_pytorch_file(p)
+                    p.extension().is_some_and(|x| x.eq_ignore_ascii_case("onnx"))
+                        || backbone::is_pytorch_file(p)
+                        || backbone::is_safetensors_file(p)
                 })
                 .collect()
         })
@@ -148,7 +150,7 @@ fn resolve_backbone(name: &str) -> Result<(BackboneSpec, WeightsSource)> {
             dir.display()
         ),
         _ => bail!(
-            "--backbone {name}: several weights files (.onnx / .pth) in {}; keep one or pass --backbone PATH",
+            "--backbone {name}: several weights files (.onnx / .pth / .safetensors) in {}; keep one or pass --backbone PATH",
             dir.display()
         ),
     }
