@@ -337,22 +337,26 @@ fn cargo_checker_reads_the_report_and_exit_status() {
 }
 
 fn torchvision_args(dest: &Path, server: &Server, backbone: &str) -> WeightsArgs {
+    mirror_args(dest, server, backbone, &["--source", "torchvision"])
+}
+
+/// `download weights --backbone B --quiet --dest DEST --mirror SERVER EXTRA...`.
+fn mirror_args(dest: &Path, server: &Server, backbone: &str, extra: &[&str]) -> WeightsArgs {
     let base = server.base();
-    let cli = Cli::try_parse_from([
+    let mut args = vec![
         "xtask",
         "download",
         "weights",
         "--backbone",
         backbone,
-        "--source",
-        "torchvision",
         "--quiet",
         "--dest",
         dest.to_str().unwrap(),
         "--mirror",
         &base,
-    ])
-    .unwrap();
+    ];
+    args.extend(extra);
+    let cli = Cli::try_parse_from(args).unwrap();
     let Command::Download(Download::Weights(w)) = cli.command else {
         panic!("parsed wrong command")
     };
@@ -416,24 +420,7 @@ fn sha256_prefix_check_accepts_a_matching_prefix_and_deletes_a_mismatching_file(
 }
 
 fn effnet_args(dest: &Path, server: &Server, backbone: &str) -> WeightsArgs {
-    let base = server.base();
-    let cli = Cli::try_parse_from([
-        "xtask",
-        "download",
-        "weights",
-        "--backbone",
-        backbone,
-        "--quiet",
-        "--dest",
-        dest.to_str().unwrap(),
-        "--mirror",
-        &base,
-    ])
-    .unwrap();
-    let Command::Download(Download::Weights(w)) = cli.command else {
-        panic!("parsed wrong command")
-    };
-    w
+    mirror_args(dest, server, backbone, &[])
 }
 
 #[test]

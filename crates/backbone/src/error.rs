@@ -34,13 +34,14 @@ pub enum BackboneError {
     },
     /// The padding / batch-norm convention of the weights cannot be told from the file, or
     /// contradicts the one asked for (see `Convention`).
-    #[error("weights {path} for {backbone}: {reason}")]
+    #[error("{reason}")]
     Convention {
         /// The file (empty when no file is involved).
         path: PathBuf,
-        /// The backbone.
+        /// The backbone (empty when none is involved).
         backbone: String,
-        /// What is unknown or contradictory, and the option that decides.
+        /// The whole message: the file and backbone where involved, what is unknown or
+        /// contradictory, and the option that decides.
         reason: String,
     },
     /// The requested weights source is not available for this backbone.

@@ -470,7 +470,10 @@ impl BackboneSpec {
                 return Err(BackboneError::Convention {
                     path: std::path::PathBuf::new(),
                     backbone: self.name.clone(),
-                    reason: "ResNets have no TF convention (torchvision's symmetric padding, epsilon 1e-5)".into(),
+                    reason: format!(
+                        "{}: ResNets have no TF convention (torchvision's symmetric padding, epsilon 1e-5)",
+                        self.name
+                    ),
                 });
             }
         }

@@ -141,7 +141,11 @@ impl StateDict {
         let refuse = |reason: String| BackboneError::Convention {
             path: self.path.clone(),
             backbone: self.backbone.clone(),
-            reason,
+            reason: format!(
+                "weights file {} for {}: {reason}",
+                self.path.display(),
+                self.backbone
+            ),
         };
         let wanted = spec.effective_convention();
         let (file, what) = match (self.layout(plan), plan.kind) {

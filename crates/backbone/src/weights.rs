@@ -339,7 +339,9 @@ fn refuse_symmetric_export(file: &Path, spec: &BackboneSpec, plan: &Plan, convs:
             path: file.to_path_buf(),
             backbone: spec.name.clone(),
             reason: format!(
-                "every strided convolution of the file has PyTorch's symmetric padding: a PyTorch-convention export (e.g. timm's efficientnet_bN), not the TF \"same\" padding of {}; use the -timm backbone (e.g. efficientnet-b4-timm)",
+                "weights file {} for {}: every strided convolution of the file has PyTorch's symmetric padding: a PyTorch-convention export (e.g. timm's efficientnet_bN), not the TF \"same\" padding of {}; use the -timm backbone (e.g. efficientnet-b4-timm)",
+                file.display(),
+                spec.name,
                 spec.name
             ),
         });
