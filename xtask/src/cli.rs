@@ -49,59 +49,115 @@ pub enum Command {
 /// What to download.
 #[derive(Debug, Subcommand)]
 pub enum Download {
-    /// Backbone weights (ONNX) from the ONNX Model Zoo.
+    /// Backbone weights (efficientnet_pytorch, ONNX Model Zoo or torchvision).
     Weights(WeightsArgs),
     /// The MVTec AD dataset (the full archive; extracts all or some categories).
     Mvtec(MvtecArgs),
 }
 
-/// Backbones that can be downloaded.
+/// Backbones that can be downloaded (their names as gaussad spells them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backbone {
-    /// EfficientNet-B4 (timm), `efficientnet_b4_Opset16.onnx`.
+    /// EfficientNet-B0 (efficientnet_pytorch, `efficientnet-b0-355c32eb.pth`).
+    #[value(name = "efficientnet-b0")]
+    EfficientNetB0,
+    /// EfficientNet-B1 (efficientnet_pytorch).
+    #[value(name = "efficientnet-b1")]
+    EfficientNetB1,
+    /// EfficientNet-B2 (efficientnet_pytorch).
+    #[value(name = "efficientnet-b2")]
+    EfficientNetB2,
+    /// EfficientNet-B3 (efficientnet_pytorch).
+    #[value(name = "efficientnet-b3")]
+    EfficientNetB3,
+    /// EfficientNet-B4, the paper's weights (efficientnet_pytorch, `efficientnet-b4-6ed6700e.pth`).
     #[value(name = "efficientnet-b4")]
     EfficientNetB4,
-    /// ResNet-18 (torch hub), `resnet18_Opset16.onnx`.
+    /// EfficientNet-B5 (efficientnet_pytorch).
+    #[value(name = "efficientnet-b5")]
+    EfficientNetB5,
+    /// EfficientNet-B6 (efficientnet_pytorch).
+    #[value(name = "efficientnet-b6")]
+    EfficientNetB6,
+    /// EfficientNet-B7 (efficientnet_pytorch).
+    #[value(name = "efficientnet-b7")]
+    EfficientNetB7,
+    /// EfficientNet-B4 of timm (ONNX Model Zoo, `efficientnet_b4_Opset16.onnx`).
+    #[value(name = "efficientnet-b4-timm")]
+    EfficientNetB4Timm,
+    /// ResNet-18 (ONNX Model Zoo `resnet18_Opset16.onnx`, or torchvision's `.pth`).
     #[value(name = "resnet18")]
     Resnet18,
 }
 
 impl Backbone {
-    /// The registry entry of this backbone (its ONNX Model Zoo file).
-    pub fn artifact(self) -> &'static Artifact {
-        match self {
-            Backbone::EfficientNetB4 => &registry::EFFICIENTNET_B4,
-            Backbone::Resnet18 => &registry::RESNET18,
-        }
-    }
-
     /// The backbone's name as gaussad spells it (also its folder under `weights/`).
     pub fn name(self) -> &'static str {
         match self {
+            Backbone::EfficientNetB0 => "efficientnet-b0",
+            Backbone::EfficientNetB1 => "efficientnet-b1",
+            Backbone::EfficientNetB2 => "efficientnet-b2",
+            Backbone::EfficientNetB3 => "efficientnet-b3",
             Backbone::EfficientNetB4 => "efficientnet-b4",
+            Backbone::EfficientNetB5 => "efficientnet-b5",
+            Backbone::EfficientNetB6 => "efficientnet-b6",
+            Backbone::EfficientNetB7 => "efficientnet-b7",
+            Backbone::EfficientNetB4Timm => "efficientnet-b4-timm",
             Backbone::Resnet18 => "resnet18",
         }
     }
 
-    /// The registry entry of this backbone from `source`.
-    pub fn artifact_from(self, source: WeightsProvider) -> Result<&'static Artifact> {
-        match (self, source) {
-            (b, WeightsProvider::OnnxZoo) => Ok(b.artifact()),
-            (Backbone::Resnet18, WeightsProvider::Torchvision) => Ok(&registry::RESNET18_TORCHVISION),
-            (Backbone::EfficientNetB4, WeightsProvider::Torchvision) => Err(Error::NoSuchSource {
-                backbone: self.name().to_owned(),
-                source_name: "torchvision".to_owned(),
-                reason: "torchvision's EfficientNet layout (`features.N...`) is not supported by the backbone crate; use the ONNX Model Zoo file (the default)".to_owned(),
-            }),
+    /// The publisher a plain `download weights --backbone B` fetches from.
+    pub fn default_provider(self) -> WeightsProvider {
+        match self {
+            Backbone::EfficientNetB4Timm | Backbone::Resnet18 => WeightsProvider::OnnxZoo,
+            _ => WeightsProvider::EfficientnetPytorch,
         }
+    }
+
+    /// The registry entry of this backbone from `source` (its default publisher when `None`).
+    pub fn artifact_from(self, source: Option<WeightsProvider>) -> Result<&'static Artifact> {
+        use Backbone as B;
+        use WeightsProvider as P;
+        let source = source.unwrap_or_else(|| self.default_provider());
+        let effnet = |n: usize| registry::EFFICIENTNET_PYTORCH.get(n);
+        let found = match (self, source) {
+            (B::EfficientNetB0, P::EfficientnetPytorch) => effnet(0),
+            (B::EfficientNetB1, P::EfficientnetPytorch) => effnet(1),
+            (B::EfficientNetB2, P::EfficientnetPytorch) => effnet(2),
+            (B::EfficientNetB3, P::EfficientnetPytorch) => effnet(3),
+            (B::EfficientNetB4, P::EfficientnetPytorch) => effnet(4),
+            (B::EfficientNetB5, P::EfficientnetPytorch) => effnet(5),
+            (B::EfficientNetB6, P::EfficientnetPytorch) => effnet(6),
+            (B::EfficientNetB7, P::EfficientnetPytorch) => effnet(7),
+            (B::EfficientNetB4Timm, P::OnnxZoo) => Some(&registry::EFFICIENTNET_B4_TIMM),
+            (B::Resnet18, P::OnnxZoo) => Some(&registry::RESNET18),
+            (B::Resnet18, P::Torchvision) => Some(&registry::RESNET18_TORCHVISION),
+            _ => None,
+        };
+        found.ok_or_else(|| Error::NoSuchSource {
+            backbone: self.name().to_owned(),
+            source_name: source
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_owned()),
+            reason: match (self, source) {
+                (B::EfficientNetB4, P::OnnxZoo) => "the ONNX Model Zoo's EfficientNet-B4 is timm's (symmetric padding, another training): it is backbone `efficientnet-b4-timm`".to_owned(),
+                (_, P::Torchvision) => "torchvision's EfficientNet layout (`features.N...`) is not supported by the backbone crate".to_owned(),
+                _ => format!("not published there; the default source of {} is {}", self.name(), self.default_provider().to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned())),
+            },
+        })
     }
 }
 
 /// Where `download weights` fetches from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WeightsProvider {
-    /// The ONNX Model Zoo export (full SHA-256 known).
-    #[default]
+    /// efficientnet_pytorch's release files (`.pth`; only an 8-hex SHA-256 prefix known):
+    /// EfficientNet-B0..B7, the default for them.
+    #[value(name = "efficientnet-pytorch")]
+    EfficientnetPytorch,
+    /// The ONNX Model Zoo export (full SHA-256 known): `efficientnet-b4-timm` and
+    /// `resnet18`, the default for them.
     #[value(name = "onnx-zoo")]
     OnnxZoo,
     /// torchvision's published `.pth` state dict (only an 8-hex SHA-256 prefix known);
@@ -143,10 +199,12 @@ pub struct WeightsArgs {
     /// with the downloaded network through `cargo run -p gaussad -- check-pretrained`).
     #[arg(long)]
     pub skip_pretrained_check: bool,
-    /// Which publisher's file: `onnx-zoo` (default; full SHA-256 known) or `torchvision`
-    /// (a `.pth` state dict, ResNet-18 only; only an 8-hex SHA-256 prefix is published).
-    #[arg(long = "source", value_enum, default_value = "onnx-zoo")]
-    pub provider: WeightsProvider,
+    /// Which publisher's file: `efficientnet-pytorch` (default for efficientnet-b0..b7),
+    /// `onnx-zoo` (default for efficientnet-b4-timm and resnet18; full SHA-256 known) or
+    /// `torchvision` (a `.pth` state dict, ResNet-18 only). efficientnet_pytorch and
+    /// torchvision publish only an 8-hex SHA-256 prefix.
+    #[arg(long = "source", value_enum)]
+    pub provider: Option<WeightsProvider>,
     /// Source and verification options.
     #[command(flatten)]
     pub source: SourceArgs,
@@ -278,7 +336,16 @@ pub fn download_weights_with(
     args: &WeightsArgs,
     checker: &dyn PretrainedChecker,
 ) -> Result<FetchReport> {
-    let artifact = args.backbone.artifact_from(args.provider)?;
+    download_artifact_with(args.backbone.artifact_from(args.provider)?, args, checker)
+}
+
+/// [`download_weights_with`] for a given registry entry (instead of the one of
+/// `args.backbone` and `args.provider`), installed as backbone `args.backbone`.
+pub fn download_artifact_with(
+    artifact: &Artifact,
+    args: &WeightsArgs,
+    checker: &dyn PretrainedChecker,
+) -> Result<FetchReport> {
     let name = args.backbone.name();
     let expected = resolve_expected(
         artifact,
@@ -479,7 +546,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let r = download_weights(&args)?;
             println!(
                 "{}: {} (sha256 {}, {} bytes) {}",
-                args.backbone.artifact().name,
+                args.backbone.artifact_from(args.provider)?.name,
                 r.path.display(),
                 r.sha256,
                 r.size,

@@ -37,13 +37,51 @@ impl Artifact {
     }
 }
 
-/// EfficientNet-B4 (timm export, opset 16) from the ONNX Model Zoo.
+/// efficientnet_pytorch's (github.com/lukemelas/EfficientNet-PyTorch) release `1.0`: Google's
+/// TensorFlow-trained EfficientNet-B0..B7 ImageNet weights ported to PyTorch, the weights of
+/// the paper (Rippel et al.'s code loads them with `EfficientNet.from_pretrained`). One
+/// entry per variant, index = N of `efficientnet-bN`.
+///
+/// The file names carry the first 8 hex digits of their SHA-256 (torch.hub's naming, which
+/// `torch.hub`'s `check_hash` verifies, as for torchvision); no full checksum is published,
+/// so that prefix is checked and the pretrained check decides. The file names are those of
+/// efficientnet_pytorch's `url_map` (`efficientnet_pytorch/utils.py`).
+pub const EFFICIENTNET_PYTORCH: [Artifact; 8] = [
+    effnet_pytorch("efficientnet-b0", "efficientnet-b0-355c32eb.pth", "355c32eb"),
+    effnet_pytorch("efficientnet-b1", "efficientnet-b1-f1951068.pth", "f1951068"),
+    effnet_pytorch("efficientnet-b2", "efficientnet-b2-8bb594d6.pth", "8bb594d6"),
+    effnet_pytorch("efficientnet-b3", "efficientnet-b3-5fb5a3c3.pth", "5fb5a3c3"),
+    effnet_pytorch("efficientnet-b4", "efficientnet-b4-6ed6700e.pth", "6ed6700e"),
+    effnet_pytorch("efficientnet-b5", "efficientnet-b5-b6417697.pth", "b6417697"),
+    effnet_pytorch("efficientnet-b6", "efficientnet-b6-c76e70fd.pth", "c76e70fd"),
+    effnet_pytorch("efficientnet-b7", "efficientnet-b7-dcc49843.pth", "dcc49843"),
+];
+
+const fn effnet_pytorch(
+    name: &'static str,
+    file_name: &'static str,
+    prefix: &'static str,
+) -> Artifact {
+    Artifact {
+        name,
+        file_name,
+        base_url: "https://github.com/lukemelas/EfficientNet-PyTorch/releases/download/1.0",
+        sha256: None,
+        sha256_prefix: Some(prefix),
+        size: None,
+        checksum_source: "efficientnet_pytorch's file-name hash prefix (first 8 hex digits of the SHA-256, torch.hub's naming; file names from its utils.py url_map); no full checksum is published",
+        license: "Apache-2.0 (EfficientNet-PyTorch; weights ported from Google's TensorFlow EfficientNet release)",
+    }
+}
+
+/// EfficientNet-B4 (timm `efficientnet_b4`: PyTorch-trained, symmetric padding; export
+/// opset 16) from the ONNX Model Zoo, installed as backbone `efficientnet-b4-timm`.
 ///
 /// Whether this export carries ImageNet-trained weights is not known from its source (its
 /// export script takes a `pretrained` flag): `download weights` runs the pretrained check
 /// ([`crate::pretrained`]) before installing it.
-pub const EFFICIENTNET_B4: Artifact = Artifact {
-    name: "efficientnet-b4",
+pub const EFFICIENTNET_B4_TIMM: Artifact = Artifact {
+    name: "efficientnet-b4-timm",
     file_name: "efficientnet_b4_Opset16.onnx",
     // Git LFS content is served by the media endpoint; pinned to the commit the checksum was read at.
     base_url: "https://media.githubusercontent.com/media/onnx/models/d7a7b063b2e99022c43f3c9e550ad49c560d079a/Computer_Vision/efficientnet_b4_Opset16_timm",
@@ -99,7 +137,20 @@ pub const MVTEC_AD: Artifact = Artifact {
 };
 
 /// Every artifact, for listing.
-pub const ARTIFACTS: &[Artifact] = &[EFFICIENTNET_B4, RESNET18, RESNET18_TORCHVISION, MVTEC_AD];
+pub const ARTIFACTS: &[Artifact] = &[
+    EFFICIENTNET_PYTORCH[0],
+    EFFICIENTNET_PYTORCH[1],
+    EFFICIENTNET_PYTORCH[2],
+    EFFICIENTNET_PYTORCH[3],
+    EFFICIENTNET_PYTORCH[4],
+    EFFICIENTNET_PYTORCH[5],
+    EFFICIENTNET_PYTORCH[6],
+    EFFICIENTNET_PYTORCH[7],
+    EFFICIENTNET_B4_TIMM,
+    RESNET18,
+    RESNET18_TORCHVISION,
+    MVTEC_AD,
+];
 
 /// The fifteen MVTec AD categories (top-level folders of the archive).
 pub const MVTEC_CATEGORIES: [&str; 15] = [

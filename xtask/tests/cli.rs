@@ -75,7 +75,7 @@ fn weights_checked_against_the_registry_checksum() {
         "download",
         "weights",
         "--backbone",
-        "efficientnet-b4",
+        "efficientnet-b4-timm",
         "--quiet",
         "--dest",
         dir.path().to_str().unwrap(),

@@ -337,22 +337,26 @@ fn cargo_checker_reads_the_report_and_exit_status() {
 }
 
 fn torchvision_args(dest: &Path, server: &Server, backbone: &str) -> WeightsArgs {
+    mirror_args(dest, server, backbone, &["--source", "torchvision"])
+}
+
+/// `download weights --backbone B --quiet --dest DEST --mirror SERVER EXTRA...`.
+fn mirror_args(dest: &Path, server: &Server, backbone: &str, extra: &[&str]) -> WeightsArgs {
     let base = server.base();
-    let cli = Cli::try_parse_from([
+    let mut args = vec![
         "xtask",
         "download",
         "weights",
         "--backbone",
         backbone,
-        "--source",
-        "torchvision",
         "--quiet",
         "--dest",
         dest.to_str().unwrap(),
         "--mirror",
         &base,
-    ])
-    .unwrap();
+    ];
+    args.extend(extra);
+    let cli = Cli::try_parse_from(args).unwrap();
     let Command::Download(Download::Weights(w)) = cli.command else {
         panic!("parsed wrong command")
     };
@@ -413,4 +417,107 @@ fn sha256_prefix_check_accepts_a_matching_prefix_and_deletes_a_mismatching_file(
     let err = xtask::cli::check_prefix(&bad, &file, &sha).unwrap_err();
     assert!(matches!(err, Error::ChecksumMismatch { .. }));
     assert!(!file.exists(), "a file failing the prefix check is deleted");
+}
+
+fn effnet_args(dest: &Path, server: &Server, backbone: &str) -> WeightsArgs {
+    mirror_args(dest, server, backbone, &[])
+}
+
+#[test]
+fn efficientnet_b4_fetches_the_efficientnet_pytorch_file_and_checks_its_prefix() {
+    // `--backbone efficientnet-b4` (no --source) asks for efficientnet_pytorch's release file
+    // by its published name; random bytes cannot have its SHA-256 prefix 6ed6700e.
+    let data = bytes(30_000, 78);
+    assert!(!sha_hex(&data).starts_with("6ed6700e"));
+    let server = Server::start(&[("efficientnet-b4-6ed6700e.pth", &data)]);
+    let dir = tempfile::tempdir().unwrap();
+    let args = effnet_args(dir.path(), &server, "efficientnet-b4");
+    let stub = Stub::new(Some(Verdict::Passed));
+    let err = download_weights_with(&args, &stub).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::ChecksumMismatch { .. }), "{msg}");
+    assert!(msg.contains("6ed6700e") && msg.contains(&sha_hex(&data)), "{msg}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].path, "efficientnet-b4-6ed6700e.pth");
+    assert!(stub.calls.borrow().is_empty(), "never checked");
+    assert!(names_in(dir.path()).is_empty(), "{:?}", names_in(dir.path()));
+    // The table: B0..B7 by the same scheme, from efficientnet_pytorch's release 1.0.
+    for (n, a) in xtask::registry::EFFICIENTNET_PYTORCH.iter().enumerate() {
+        let name = format!("efficientnet-b{n}");
+        assert_eq!(a.name, name);
+        let prefix = a.sha256_prefix.unwrap();
+        assert_eq!(a.file_name, format!("{name}-{prefix}.pth"));
+        assert!(prefix.len() == 8 && prefix.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a.sha256, None);
+        let args = effnet_args(dir.path(), &server, &name);
+        assert_eq!(args.backbone.artifact_from(args.provider).unwrap(), a);
+    }
+    assert_eq!(
+        xtask::registry::EFFICIENTNET_PYTORCH[4].url(None),
+        "https://github.com/lukemelas/EfficientNet-PyTorch/releases/download/1.0/efficientnet-b4-6ed6700e.pth"
+    );
+}
+
+#[test]
+fn an_efficientnet_pytorch_file_with_its_real_prefix_is_checked_and_installed() {
+    // A fixture file whose name carries the real SHA-256 prefix of its bytes, served and
+    // registered like efficientnet_pytorch's B4 entry.
+    let data = bytes(40_000, 79);
+    let sha = sha_hex(&data);
+    let prefix: &'static str = Box::leak(sha[..8].to_owned().into_boxed_str());
+    let file: &'static str = Box::leak(format!("efficientnet-b4-{prefix}.pth").into_boxed_str());
+    let artifact = xtask::registry::Artifact {
+        file_name: file,
+        sha256_prefix: Some(prefix),
+        ..xtask::registry::EFFICIENTNET_PYTORCH[4]
+    };
+    let server = Server::start(&[(file, &data)]);
+    let dir = tempfile::tempdir().unwrap();
+    let args = effnet_args(dir.path(), &server, "efficientnet-b4");
+    let stub = Stub::new(Some(Verdict::Passed));
+    let r = xtask::cli::download_artifact_with(&artifact, &args, &stub).unwrap();
+    assert_eq!(r.path, dir.path().join(file));
+    assert_eq!(r.sha256, sha);
+    assert_eq!(fs::read(&r.path).unwrap(), data);
+    let calls = stub.calls.borrow().clone();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, "efficientnet-b4");
+    assert_eq!(
+        calls[0].1,
+        dir.path().join(format!("efficientnet-b4-{prefix}.unchecked.pth"))
+    );
+    assert_eq!(
+        names_in(dir.path()),
+        [file.to_owned(), format!("{file}.pretrained.json")]
+    );
+    // The same bytes under a name with another prefix: refused, never checked.
+    let other = xtask::registry::Artifact {
+        sha256_prefix: Some(if prefix == "00000000" { "11111111" } else { "00000000" }),
+        ..artifact
+    };
+    let dir2 = tempfile::tempdir().unwrap();
+    let args = effnet_args(dir2.path(), &server, "efficientnet-b4");
+    let stub = Stub::new(Some(Verdict::Passed));
+    let err = xtask::cli::download_artifact_with(&other, &args, &stub).unwrap_err();
+    assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
+    assert!(stub.calls.borrow().is_empty());
+    assert!(names_in(dir2.path()).is_empty());
+}
+
+#[test]
+fn the_onnx_zoo_b4_is_efficientnet_b4_timm() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let timm = effnet_args(dir.path(), &server, "efficientnet-b4-timm");
+    let a = timm.backbone.artifact_from(timm.provider).unwrap();
+    assert_eq!(a, &xtask::registry::EFFICIENTNET_B4_TIMM);
+    assert_eq!(a.file_name, "efficientnet_b4_Opset16.onnx");
+    // Asking for the zoo file under the paper's name is refused with the name to use.
+    let err = effnet_args(dir.path(), &server, "efficientnet-b4")
+        .backbone
+        .artifact_from(Some(xtask::cli::WeightsProvider::OnnxZoo))
+        .unwrap_err();
+    assert!(matches!(err, Error::NoSuchSource { .. }), "{err}");
+    assert!(err.to_string().contains("efficientnet-b4-timm"), "{err}");
 }

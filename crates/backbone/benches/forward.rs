@@ -18,7 +18,7 @@ fn bench(c: &mut Criterion) {
         ("efficientnet-lite0", WeightsSource::Embedded, 1),
         ("efficientnet-lite0", WeightsSource::Embedded, 8),
         ("resnet18", WeightsSource::Synthetic(0), 1),
-        ("efficientnet-b4", WeightsSource::Synthetic(0), 1),
+        ("efficientnet-b4-timm", WeightsSource::Synthetic(0), 1),
     ];
     for (name, w, b) in cases {
         let spec: BackboneSpec = name.parse().expect("known backbone");

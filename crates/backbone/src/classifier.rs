@@ -5,7 +5,7 @@
 //! convolutions and classifier were trained on ImageNet names the objects in real photos
 //! (see [`crate::pretrained`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use image::RgbImage;
 use ndarray::{Array2, ArrayView1, ArrayView4, Axis};
@@ -13,13 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::Device;
 use crate::error::{BackboneError, Result};
-use crate::extractor::{
-    BackboneIdentity, FeatureExtractor, LITE0_ONNX, WeightsSource, sha256_hex,
-    synthetic_conv_weights,
-};
-use crate::onnx::{OnnxGemm, read_classifier};
+use crate::extractor::{BackboneIdentity, FeatureExtractor};
 use crate::preprocess::{Preprocess, preprocess};
 use crate::spec::BackboneSpec;
+use crate::weights::WeightsSource;
 
 /// Number of ImageNet-1k classes.
 pub const IMAGENET_CLASSES: usize = 1000;
@@ -33,19 +30,6 @@ pub struct Prediction {
     pub probability: f64,
     /// The logit.
     pub logit: f32,
-}
-
-/// Deterministic synthetic classifier weights of a network with `num_convs`
-/// convolutions: the conv formula of [`synthetic_conv_weights`] with `k = num_convs`
-/// and shape `[classes, channels, 1, 1]` (row-major `[classes, channels]`), so that the
-/// fixture generator can compute the same values. Returns `(weight, bias)`.
-pub fn synthetic_classifier_weights(
-    seed: u64,
-    num_convs: usize,
-    classes: usize,
-    channels: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    synthetic_conv_weights(seed, num_convs, [classes, channels, 1, 1])
 }
 
 /// Softmax of `logits` (computed in f64, max-shifted) and the `k` most probable classes,
@@ -82,7 +66,7 @@ pub fn top_k(logits: ArrayView1<f32>, k: usize) -> Result<Vec<Prediction>> {
 /// A backbone with its classifier: images to class probabilities.
 ///
 /// The forward pass is the [`FeatureExtractor`]'s up to the last level (EfficientNets:
-/// the head, 8; ResNets: `layer4`, 3); the global average pool and the fully connected
+/// the head, 8; ResNets: `layer4`, 4); the global average pool and the fully connected
 /// layer run here in f64.
 pub struct Classifier {
     extractor: FeatureExtractor,
@@ -98,46 +82,6 @@ impl std::fmt::Debug for Classifier {
             .field("classes", &self.num_classes())
             .finish_non_exhaustive()
     }
-}
-
-fn no_classifier(path: &Path, reason: String) -> BackboneError {
-    BackboneError::NoClassifier {
-        path: path.to_path_buf(),
-        reason,
-    }
-}
-
-fn from_gemm(
-    path: &Path,
-    gemm: Option<OnnxGemm>,
-    channels: usize,
-) -> Result<(Vec<f32>, Vec<f32>, usize)> {
-    let g = gemm.ok_or_else(|| {
-        no_classifier(
-            path,
-            "the graph has no Gemm node (a features-only export? the check needs the file with its ImageNet classifier)".into(),
-        )
-    })?;
-    let at = format!("Gemm node `{}` (weight `{}`)", g.node_name, g.weight_name);
-    if g.in_features != channels {
-        return Err(no_classifier(
-            path,
-            format!(
-                "{at} takes {} input features, the network's last level has {channels} channels",
-                g.in_features
-            ),
-        ));
-    }
-    if g.out_features == 0 {
-        return Err(no_classifier(path, format!("{at} has no outputs")));
-    }
-    if g.weight.iter().chain(&g.bias).any(|v| !v.is_finite()) {
-        return Err(no_classifier(
-            path,
-            format!("{at} contains NaN or infinite values"),
-        ));
-    }
-    Ok((g.weight, g.bias, g.out_features))
 }
 
 impl Classifier {
@@ -156,7 +100,7 @@ impl Classifier {
     /// (`[classes, channels]` with `transB = 1`, or transposed with `transB = 0`; `alpha`
     /// and `beta` applied), a PyTorch state dict's `fc` (ResNets) / `classifier`
     /// (EfficientNets) `Linear`, the embedded Lite0's `_fc`, or for synthetic weights
-    /// [`synthetic_classifier_weights`] with 1000 classes.
+    /// `synthetic_classifier_weights` with 1000 classes (feature `test-support`).
     ///
     /// Errors: everything [`FeatureExtractor::new`] reports, and
     /// [`BackboneError::NoClassifier`] when the file has no `Gemm` or one that does not
@@ -167,59 +111,18 @@ impl Classifier {
         preprocess: Preprocess,
         device: Device,
     ) -> Result<Self> {
-        let plan = spec.plan();
-        let channels = plan.final_channels;
         let last = spec.num_levels().saturating_sub(1);
-        let extractor = FeatureExtractor::new(spec, weights.clone(), &[last], preprocess, device)?;
-        let (w, bias, classes) = match &weights {
-            WeightsSource::Synthetic(seed) => {
-                let (w, b) = synthetic_classifier_weights(
-                    *seed,
-                    plan.convs.len(),
-                    IMAGENET_CLASSES,
-                    channels,
-                );
-                (w, b, IMAGENET_CLASSES)
+        let (extractor, loaded) =
+            FeatureExtractor::build(spec, &weights, &[last], preprocess, device)?;
+        let c = loaded.classifier?;
+        let channels = c.weight.len() / c.classes.max(1);
+        let weight = Array2::from_shape_vec((c.classes, channels), c.weight).map_err(|e| {
+            BackboneError::NoClassifier {
+                path: PathBuf::from("<classifier>"),
+                reason: e.to_string(),
             }
-            WeightsSource::Embedded => {
-                let file = Path::new("<embedded efficientnet-lite0.onnx>");
-                let gemm =
-                    read_classifier(LITE0_ONNX).map_err(|reason| BackboneError::WeightsFile {
-                        path: file.to_path_buf(),
-                        reason,
-                    })?;
-                from_gemm(file, gemm, channels)?
-            }
-            WeightsSource::Onnx(path) => {
-                let bytes = std::fs::read(path).map_err(|e| BackboneError::WeightsFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                if sha256_hex(&bytes) != extractor.identity().weights_sha256 {
-                    return Err(BackboneError::WeightsFile {
-                        path: path.clone(),
-                        reason: "the file changed while it was being read".into(),
-                    });
-                }
-                let gemm =
-                    read_classifier(&bytes).map_err(|reason| BackboneError::WeightsFile {
-                        path: path.clone(),
-                        reason,
-                    })?;
-                from_gemm(path, gemm, channels)?
-            }
-            WeightsSource::Pytorch(path) => {
-                if crate::torch::file_sha256(path)? != extractor.identity().weights_sha256 {
-                    return Err(BackboneError::WeightsFile {
-                        path: path.clone(),
-                        reason: "the file changed while it was being read".into(),
-                    });
-                }
-                crate::torch::StateDict::open(path, extractor.spec())?.classifier(&plan)?
-            }
-        };
-        let weight = Array2::from_shape_vec((classes, channels), w)
-            .map_err(|e| no_classifier(&PathBuf::from("<classifier>"), e.to_string()))?;
+        })?;
+        let bias = c.bias;
         Ok(Self {
             extractor,
             weight,

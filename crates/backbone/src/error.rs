@@ -32,6 +32,18 @@ pub enum BackboneError {
         /// The parameter and expected vs found shapes.
         reason: String,
     },
+    /// The padding / batch-norm convention of the weights cannot be told from the file, or
+    /// contradicts the one asked for (see `Convention`).
+    #[error("{reason}")]
+    Convention {
+        /// The file (empty when no file is involved).
+        path: PathBuf,
+        /// The backbone (empty when none is involved).
+        backbone: String,
+        /// The whole message: the file and backbone where involved, what is unknown or
+        /// contradictory, and the option that decides.
+        reason: String,
+    },
     /// The requested weights source is not available for this backbone.
     #[error("no weights for {backbone}: {reason}")]
     NoWeights {

@@ -1,6 +1,6 @@
 //! The public feature extractor.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 
 use burn::tensor::{Tensor, TensorData};
@@ -8,39 +8,14 @@ use image::RgbImage;
 use ndarray::{Array4, ArrayView4};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::device::Device;
 use crate::error::{BackboneError, Result};
 use crate::fused::FusedOps;
 use crate::model::{ConvWeights, Model};
-use crate::onnx::{OnnxConv, read_convs};
 use crate::preprocess::{Preprocess, load_image, normalize, resize_and_crop};
-use crate::spec::{BackboneSpec, PaddingMode, Plan};
-
-/// The committed EfficientNet-Lite0 ONNX file (Apache-2.0, see `weights/`).
-pub(crate) static LITE0_ONNX: &[u8] =
-    include_bytes!("../weights/efficientnet-lite0/efficientnet-lite0.onnx");
-
-/// Where the weights come from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum WeightsSource {
-    /// Weights compiled into this crate (EfficientNet-Lite0 only).
-    Embedded,
-    /// An ONNX file of the same architecture (logits-only exports are fine): the
-    /// convolutions are read in graph order, batch norms folded, and assigned to the
-    /// native network in forward order with every shape checked.
-    Onnx(PathBuf),
-    /// A PyTorch state dict (`.pth` / `.pt`, e.g. torchvision's published
-    /// `resnet18-f37072fd.pth`), read through `burn-store`: parameters looked up by their
-    /// published names (torchvision for ResNets, timm for EfficientNets), batch norms
-    /// folded, every shape checked.
-    Pytorch(PathBuf),
-    /// Deterministic synthetic weights (for tests and benchmarks only; see
-    /// [`synthetic_conv_weights`](crate::synthetic_conv_weights)).
-    Synthetic(u64),
-}
+use crate::spec::{BackboneSpec, Plan};
+use crate::weights::{LoadedWeights, WeightsSource};
 
 /// What identifies the features a model was fitted on (stored in model files).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,134 +69,6 @@ impl std::fmt::Debug for FeatureExtractor {
             .field("identity", &self.identity)
             .field("preprocess", &self.preprocess)
             .finish_non_exhaustive()
-    }
-}
-
-/// Deterministic synthetic weights of a conv (index `k` in forward order):
-/// `w[i] = sin(seed + 0.37 i + 1.1 k) * 2 / sqrt(fan_in)`,
-/// `b[j] = 0.1 sin(seed + 0.73 j + 1.1 k + 0.5)`, computed in f64 then rounded to f32.
-/// The fixture generator computes the same formula.
-pub fn synthetic_conv_weights(seed: u64, k: usize, shape: [usize; 4]) -> (Vec<f32>, Vec<f32>) {
-    let n: usize = shape.iter().product();
-    let fan_in = (shape[1] * shape[2] * shape[3]).max(1) as f64;
-    let scale = 2.0 / fan_in.sqrt();
-    let s = seed as f64 + 1.1 * k as f64;
-    let w = (0..n)
-        .map(|i| ((s + 0.37 * i as f64).sin() * scale) as f32)
-        .collect();
-    let b = (0..shape[0])
-        .map(|j| (0.1 * (s + 0.73 * j as f64 + 0.5).sin()) as f32)
-        .collect();
-    (w, b)
-}
-
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Assigns ONNX convolutions to the plan, checking every shape and attribute.
-fn match_onnx(
-    file: &Path,
-    spec: &BackboneSpec,
-    plan: &Plan,
-    convs: Vec<OnnxConv>,
-) -> Result<Vec<ConvWeights>> {
-    let mismatch = |reason: String| BackboneError::WeightsMismatch {
-        path: file.to_path_buf(),
-        backbone: spec.name.clone(),
-        reason,
-    };
-    if convs.len() != plan.convs.len() {
-        return Err(mismatch(format!(
-            "the file has {} Conv nodes, the architecture has {} convolutions (is it another network, or another variant of the family?)",
-            convs.len(),
-            plan.convs.len()
-        )));
-    }
-    let mut out = Vec::with_capacity(convs.len());
-    for (k, (def, c)) in plan.convs.iter().zip(convs).enumerate() {
-        let expected = def.weight_shape();
-        let at = format!(
-            "parameter #{k} `{}.weight` (ONNX node `{}`, tensor `{}`)",
-            def.name, c.node_name, c.weight_name
-        );
-        if c.shape != expected {
-            return Err(mismatch(format!(
-                "{at}: expected shape {expected:?}, found {:?}",
-                c.shape
-            )));
-        }
-        if c.strides != [def.stride, def.stride] || c.group != def.groups {
-            return Err(mismatch(format!(
-                "{at}: expected stride {} and groups {}, found strides {:?} and groups {}",
-                def.stride, def.groups, c.strides, c.group
-            )));
-        }
-        if def.padding == PaddingMode::Symmetric {
-            let (p, _) = def.pads(0);
-            if c.pads != [p; 4] {
-                return Err(mismatch(format!(
-                    "{at}: expected symmetric padding {p}, found pads {:?} (TF-\"same\" weights need a TfSame configuration)",
-                    c.pads
-                )));
-            }
-        }
-        if c.weight.iter().chain(&c.bias).any(|v| !v.is_finite()) {
-            return Err(mismatch(format!("{at}: contains NaN or infinite values")));
-        }
-        out.push(ConvWeights {
-            weight: c.weight,
-            bias: c.bias,
-        });
-    }
-    Ok(out)
-}
-
-fn load_weights(
-    spec: &BackboneSpec,
-    plan: &Plan,
-    source: &WeightsSource,
-) -> Result<(Vec<ConvWeights>, String)> {
-    match source {
-        WeightsSource::Synthetic(seed) => {
-            let w = plan
-                .convs
-                .iter()
-                .enumerate()
-                .map(|(k, d)| {
-                    let (weight, bias) = synthetic_conv_weights(*seed, k, d.weight_shape());
-                    ConvWeights { weight, bias }
-                })
-                .collect();
-            Ok((w, format!("synthetic:{seed}")))
-        }
-        WeightsSource::Embedded => {
-            if !spec.has_embedded_weights() {
-                return Err(BackboneError::NoWeights {
-                    backbone: spec.name.clone(),
-                    reason: "only efficientnet-lite0 has embedded weights; pass an ONNX file (e.g. the ONNX Model Zoo export)".into(),
-                });
-            }
-            let file = Path::new("<embedded efficientnet-lite0.onnx>");
-            let convs = read_convs(LITE0_ONNX).map_err(|reason| BackboneError::WeightsFile {
-                path: file.to_path_buf(),
-                reason,
-            })?;
-            Ok((match_onnx(file, spec, plan, convs)?, sha256_hex(LITE0_ONNX)))
-        }
-        WeightsSource::Onnx(path) => {
-            let bytes = std::fs::read(path).map_err(|e| BackboneError::WeightsFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            let convs = read_convs(&bytes).map_err(|reason| BackboneError::WeightsFile {
-                path: path.clone(),
-                reason,
-            })?;
-            Ok((match_onnx(path, spec, plan, convs)?, sha256_hex(&bytes)))
-        }
-        WeightsSource::Pytorch(path) => crate::torch::load_convs(path, spec, plan),
     }
 }
 
@@ -309,6 +156,19 @@ impl FeatureExtractor {
         preprocess: Preprocess,
         device: Device,
     ) -> Result<Self> {
+        Self::build(spec, &weights, levels, preprocess, device).map(|(fx, _)| fx)
+    }
+
+    /// [`FeatureExtractor::new`], also returning what was loaded besides the convolutions
+    /// (the classifier, for [`Classifier`](crate::Classifier)): the source is read once,
+    /// after the levels and the preprocessing are checked.
+    pub(crate) fn build(
+        spec: BackboneSpec,
+        weights: &WeightsSource,
+        levels: &[usize],
+        preprocess: Preprocess,
+        device: Device,
+    ) -> Result<(Self, LoadedWeights)> {
         let n = spec.num_levels();
         let bad = |reason: &str| BackboneError::Levels {
             levels: levels.to_vec(),
@@ -340,7 +200,9 @@ impl FeatureExtractor {
             .iter()
             .filter_map(|&l| all_shapes.get(l).copied())
             .collect();
-        let (w, sha) = load_weights(&spec, &plan, &weights)?;
+        let mut loaded = crate::weights::load(&spec, &plan, weights)?;
+        let w = std::mem::take(&mut loaded.convs);
+        let sha = loaded.sha256.clone();
         let inner = match device {
             Device::Cpu => {
                 let d = burn_flex::FlexDevice;
@@ -354,7 +216,7 @@ impl FeatureExtractor {
             input_size: size,
             levels: levels.to_vec(),
         };
-        Ok(Self {
+        let fx = Self {
             spec,
             levels: levels.to_vec(),
             wanted,
@@ -362,7 +224,8 @@ impl FeatureExtractor {
             identity,
             shapes,
             inner,
-        })
+        };
+        Ok((fx, loaded))
     }
 
     /// The backbone spec.

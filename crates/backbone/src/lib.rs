@@ -5,10 +5,15 @@
 //! (EfficientNet B0-B7 and Lite0-4, ResNet-18/34/50, Wide ResNet-50-2); weights come from
 //! ONNX files read at run time (any export of the same architecture, logits-only is
 //! fine: convolutions are taken in graph order, batch norms folded, every shape checked),
-//! or from PyTorch state dicts (`.pth`, e.g. torchvision's published ResNets, read
-//! through burn-store, parameters matched by name), or from the embedded
-//! EfficientNet-Lite0 ImageNet weights. Levels are chosen at run time
-//! and the forward pass stops at the deepest one.
+//! or from PyTorch state dicts (`.pth` or `.safetensors`: torchvision's ResNets, timm's
+//! or efficientnet_pytorch's EfficientNets, read through burn-store, parameters matched by
+//! name), or from the embedded EfficientNet-Lite0 ImageNet weights; every source is read
+//! once ([`WeightsSource`]). `efficientnet-bN` are the paper's weights (Google's TF
+//! EfficientNets as efficientnet_pytorch ports them: TF "same" padding, batch-norm epsilon
+//! 1e-3), `efficientnet-bN-timm` timm's; where a file cannot tell its [`Convention`], it is
+//! stated with [`BackboneSpec::with_convention`] or refused. Levels are chosen at run time
+//! and the forward pass stops at the deepest one (ResNets: 0 = the stem after max-pool,
+//! 1..4 = layer1..layer4, as the paper counts them).
 //!
 //! Preprocessing reproduces PIL's antialiased `BILINEAR` resize bit-exactly, then the
 //! ImageNet normalisation.
@@ -49,21 +54,21 @@ mod preprocess;
 pub mod pretrained;
 mod spec;
 mod torch;
+mod weights;
 
-pub use classifier::{
-    Classifier, IMAGENET_CLASSES, Prediction, synthetic_classifier_weights, top_k,
-};
+pub use classifier::{Classifier, IMAGENET_CLASSES, Prediction, top_k};
 pub use device::Device;
 pub use error::{BackboneError, Result};
-pub use extractor::{
-    BackboneIdentity, Batch, FeatureExtractor, WeightsSource, synthetic_conv_weights,
-};
+pub use extractor::{BackboneIdentity, Batch, FeatureExtractor};
 pub use preprocess::{
     IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image, normalize, preprocess, resize_and_crop,
     resize_bilinear_pil,
 };
 pub use spec::{
-    Activation, Architecture, BackboneName, BackboneSpec, EfficientNetConfig, MbStage, PaddingMode,
+    Activation, Architecture, BackboneName, BackboneSpec, Convention, EfficientNetConfig, MbStage,
+    PaddingMode,
     ResNetConfig, efficientnet_b0_stages,
 };
-pub use torch::is_pytorch_file;
+pub use weights::{WeightsSource, is_pytorch_file, is_safetensors_file};
+#[cfg(feature = "test-support")]
+pub use weights::{synthetic_classifier_weights, synthetic_conv_weights};

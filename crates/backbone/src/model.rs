@@ -85,18 +85,17 @@ impl<B: FusedOps> Model<B> {
             B::conv_bias_act(x, c(i), act, res)
         };
         let mut x = conv(self.plan.stem, x, a, None);
-        let mut level = 0;
-        if self.plan.kind == PlanKind::EfficientNet {
-            if wanted[0] {
-                out[0] = Some(x.clone());
-            }
-            if deepest == 0 {
-                return out;
-            }
-            level = 1;
-        } else {
+        if self.plan.kind == PlanKind::ResNet {
             x = max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false);
         }
+        // Level 0: the stem (ResNets: after its max-pool).
+        if wanted[0] {
+            out[0] = Some(x.clone());
+        }
+        if deepest == 0 {
+            return out;
+        }
+        let mut level = 1;
         for stage in &self.plan.stages {
             for b in stage {
                 x = match b {

@@ -358,10 +358,23 @@ fn parse_model(bytes: &[u8]) -> PResult<(Vec<Node>, HashMap<String, RawTensor>)>
     Ok((nodes, consts))
 }
 
-/// Reads every convolution of an ONNX model (bytes of the file), in graph order,
-/// batch norms folded.
-pub(crate) fn read_convs(bytes: &[u8]) -> Result<Vec<OnnxConv>, String> {
+/// Named constant tensors of a model.
+type Consts = HashMap<String, RawTensor>;
+
+/// Parses an ONNX model (the bytes of the file) once: every convolution in graph order,
+/// batch norms folded, and the classifier (see [`classifier_of`]; its error is kept apart,
+/// because a file without a usable classifier still gives features).
+#[allow(clippy::type_complexity)]
+pub(crate) fn read_onnx(
+    bytes: &[u8],
+) -> Result<(Vec<OnnxConv>, Result<Option<OnnxGemm>, String>), String> {
     let (nodes, consts) = parse_model(bytes)?;
+    let convs = convs_of(&nodes, &consts)?;
+    Ok((convs, classifier_of(&nodes, &consts)))
+}
+
+/// Every convolution of a parsed model, in graph order, batch norms folded.
+fn convs_of(nodes: &[Node], consts: &Consts) -> Result<Vec<OnnxConv>, String> {
     // Consumers of each tensor name.
     let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
     for (k, n) in nodes.iter().enumerate() {
@@ -512,13 +525,12 @@ pub(crate) struct OnnxGemm {
     pub bias: Vec<f32>,
 }
 
-/// Reads the classifier of an ONNX model: the LAST `Gemm` node in graph order, with a
+/// The classifier of a parsed model: the LAST `Gemm` node in graph order, with a
 /// constant weight `[out, in]` (`transB = 1`, as `torch.nn.Linear` exports) or
 /// `[in, out]` (`transB = 0`), `transA = 0`, and an optional constant bias of `out`
 /// values (or `[1, out]`). `alpha` / `beta` are applied. `Ok(None)` when the graph has no
 /// `Gemm` (a features-only export).
-pub(crate) fn read_classifier(bytes: &[u8]) -> Result<Option<OnnxGemm>, String> {
-    let (nodes, consts) = parse_model(bytes)?;
+fn classifier_of(nodes: &[Node], consts: &Consts) -> Result<Option<OnnxGemm>, String> {
     let Some(n) = nodes.iter().rev().find(|n| n.op_type == "Gemm") else {
         return Ok(None);
     };

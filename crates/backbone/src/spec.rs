@@ -36,6 +36,69 @@ pub enum PaddingMode {
     Symmetric,
 }
 
+/// The conventions a network's weights were trained with: the padding rule and the
+/// batch-norm epsilon. They cannot be read from every weights file (timm names
+/// `efficientnet_b4` and `tf_efficientnet_b4` alike), so where the names and shapes do not
+/// tell, the caller states it with [`BackboneSpec::with_convention`] and the loader refuses
+/// to guess ([`BackboneError::Convention`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Convention {
+    /// TensorFlow's: "same" padding (the extra pixel bottom/right), batch-norm epsilon
+    /// 1e-3. Google's EfficientNet / EfficientNet-Lite checkpoints and their PyTorch ports
+    /// (efficientnet_pytorch, timm's `tf_*` models). Text form `tf`.
+    Tf,
+    /// PyTorch's: symmetric padding, batch-norm epsilon 1e-5 (timm's `efficientnet_*`,
+    /// torchvision's ResNets). Text form `pytorch`.
+    Pytorch,
+}
+
+impl Convention {
+    /// The padding rule of the convention.
+    pub fn padding(self) -> PaddingMode {
+        match self {
+            Convention::Tf => PaddingMode::TfSame,
+            Convention::Pytorch => PaddingMode::Symmetric,
+        }
+    }
+    /// The batch-norm epsilon of the convention (1e-3 / 1e-5).
+    pub fn bn_eps(self) -> f64 {
+        match self {
+            Convention::Tf => 1e-3,
+            Convention::Pytorch => 1e-5,
+        }
+    }
+    /// The text form (`tf` / `pytorch`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Convention::Tf => "tf",
+            Convention::Pytorch => "pytorch",
+        }
+    }
+}
+
+impl fmt::Display for Convention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Convention {
+    type Err = BackboneError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tf" | "tensorflow" => Ok(Convention::Tf),
+            "pytorch" | "torch" => Ok(Convention::Pytorch),
+            other => Err(BackboneError::Convention {
+                path: std::path::PathBuf::new(),
+                backbone: String::new(),
+                reason: format!("unknown convention {other:?} (expected tf or pytorch)"),
+            }),
+        }
+    }
+}
+
 /// One stage of an EfficientNet (unscaled, as in the B0 definition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MbStage {
@@ -108,6 +171,15 @@ impl EfficientNetConfig {
             se_ratio: Some(0.25),
             activation: Activation::Swish,
             padding: PaddingMode::Symmetric,
+        }
+    }
+    /// Google's TensorFlow EfficientNet-BN as efficientnet_pytorch ports it (the paper's
+    /// weights; also timm's `tf_efficientnet_bN`): SE 0.25, swish, TF "same" padding,
+    /// batch-norm epsilon 1e-3.
+    pub fn tf(width: f64, depth: f64) -> Self {
+        Self {
+            padding: PaddingMode::TfSame,
+            ..Self::timm(width, depth)
         }
     }
     /// Google's EfficientNet-Lite (no SE, ReLU6, TF "same" padding, fixed stem/head).
@@ -196,22 +268,39 @@ pub enum BackboneName {
     EfficientNetLite3,
     /// EfficientNet-Lite4.
     EfficientNetLite4,
-    /// EfficientNet-B0 (timm).
+    /// EfficientNet-B0 (Google's TF weights as efficientnet_pytorch ports them: TF "same"
+    /// padding, batch-norm epsilon 1e-3).
     EfficientNetB0,
-    /// EfficientNet-B1 (timm).
+    /// EfficientNet-B1 (efficientnet_pytorch / TF).
     EfficientNetB1,
-    /// EfficientNet-B2 (timm).
+    /// EfficientNet-B2 (efficientnet_pytorch / TF).
     EfficientNetB2,
-    /// EfficientNet-B3 (timm).
+    /// EfficientNet-B3 (efficientnet_pytorch / TF).
     EfficientNetB3,
-    /// EfficientNet-B4 (timm; the paper's backbone).
+    /// EfficientNet-B4 (efficientnet_pytorch / TF; the paper's backbone and weights).
     EfficientNetB4,
-    /// EfficientNet-B5 (timm).
+    /// EfficientNet-B5 (efficientnet_pytorch / TF).
     EfficientNetB5,
-    /// EfficientNet-B6 (timm).
+    /// EfficientNet-B6 (efficientnet_pytorch / TF).
     EfficientNetB6,
-    /// EfficientNet-B7 (timm).
+    /// EfficientNet-B7 (efficientnet_pytorch / TF).
     EfficientNetB7,
+    /// timm's `efficientnet_b0` (PyTorch-trained: symmetric padding, epsilon 1e-5).
+    EfficientNetB0Timm,
+    /// timm's `efficientnet_b1`.
+    EfficientNetB1Timm,
+    /// timm's `efficientnet_b2`.
+    EfficientNetB2Timm,
+    /// timm's `efficientnet_b3`.
+    EfficientNetB3Timm,
+    /// timm's `efficientnet_b4` (the ONNX Model Zoo's EfficientNet-B4).
+    EfficientNetB4Timm,
+    /// timm's `efficientnet_b5`.
+    EfficientNetB5Timm,
+    /// timm's `efficientnet_b6`.
+    EfficientNetB6Timm,
+    /// timm's `efficientnet_b7`.
+    EfficientNetB7Timm,
     /// ResNet-18 (torchvision).
     ResNet18,
     /// ResNet-34 (torchvision).
@@ -222,7 +311,7 @@ pub enum BackboneName {
     WideResNet50,
 }
 
-const ALL: [(BackboneName, &str); 17] = [
+const ALL: [(BackboneName, &str); 25] = [
     (BackboneName::EfficientNetLite0, "efficientnet-lite0"),
     (BackboneName::EfficientNetLite1, "efficientnet-lite1"),
     (BackboneName::EfficientNetLite2, "efficientnet-lite2"),
@@ -236,6 +325,14 @@ const ALL: [(BackboneName, &str); 17] = [
     (BackboneName::EfficientNetB5, "efficientnet-b5"),
     (BackboneName::EfficientNetB6, "efficientnet-b6"),
     (BackboneName::EfficientNetB7, "efficientnet-b7"),
+    (BackboneName::EfficientNetB0Timm, "efficientnet-b0-timm"),
+    (BackboneName::EfficientNetB1Timm, "efficientnet-b1-timm"),
+    (BackboneName::EfficientNetB2Timm, "efficientnet-b2-timm"),
+    (BackboneName::EfficientNetB3Timm, "efficientnet-b3-timm"),
+    (BackboneName::EfficientNetB4Timm, "efficientnet-b4-timm"),
+    (BackboneName::EfficientNetB5Timm, "efficientnet-b5-timm"),
+    (BackboneName::EfficientNetB6Timm, "efficientnet-b6-timm"),
+    (BackboneName::EfficientNetB7Timm, "efficientnet-b7-timm"),
     (BackboneName::ResNet18, "resnet18"),
     (BackboneName::ResNet34, "resnet34"),
     (BackboneName::ResNet50, "resnet50"),
@@ -295,6 +392,11 @@ pub struct BackboneSpec {
     pub architecture: Architecture,
     /// Native (default) input size in pixels (square).
     pub input_size: u32,
+    /// The convention the caller states the weights follow ([`BackboneSpec::with_convention`]);
+    /// `None`: told from the weights file, which is refused where its names and shapes do
+    /// not tell (timm-named EfficientNet state dicts).
+    #[serde(default)]
+    pub convention: Option<Convention>,
 }
 
 impl BackboneSpec {
@@ -315,14 +417,22 @@ impl BackboneSpec {
             N::EfficientNetLite2 => (eff(EfficientNetConfig::lite(1.1, 1.2)), 260),
             N::EfficientNetLite3 => (eff(EfficientNetConfig::lite(1.2, 1.4)), 280),
             N::EfficientNetLite4 => (eff(EfficientNetConfig::lite(1.4, 1.8)), 300),
-            N::EfficientNetB0 => (eff(EfficientNetConfig::timm(1.0, 1.0)), 224),
-            N::EfficientNetB1 => (eff(EfficientNetConfig::timm(1.0, 1.1)), 240),
-            N::EfficientNetB2 => (eff(EfficientNetConfig::timm(1.1, 1.2)), 260),
-            N::EfficientNetB3 => (eff(EfficientNetConfig::timm(1.2, 1.4)), 300),
-            N::EfficientNetB4 => (eff(EfficientNetConfig::timm(1.4, 1.8)), 380),
-            N::EfficientNetB5 => (eff(EfficientNetConfig::timm(1.6, 2.2)), 456),
-            N::EfficientNetB6 => (eff(EfficientNetConfig::timm(1.8, 2.6)), 528),
-            N::EfficientNetB7 => (eff(EfficientNetConfig::timm(2.0, 3.1)), 600),
+            N::EfficientNetB0 => (eff(EfficientNetConfig::tf(1.0, 1.0)), 224),
+            N::EfficientNetB1 => (eff(EfficientNetConfig::tf(1.0, 1.1)), 240),
+            N::EfficientNetB2 => (eff(EfficientNetConfig::tf(1.1, 1.2)), 260),
+            N::EfficientNetB3 => (eff(EfficientNetConfig::tf(1.2, 1.4)), 300),
+            N::EfficientNetB4 => (eff(EfficientNetConfig::tf(1.4, 1.8)), 380),
+            N::EfficientNetB5 => (eff(EfficientNetConfig::tf(1.6, 2.2)), 456),
+            N::EfficientNetB6 => (eff(EfficientNetConfig::tf(1.8, 2.6)), 528),
+            N::EfficientNetB7 => (eff(EfficientNetConfig::tf(2.0, 3.1)), 600),
+            N::EfficientNetB0Timm => (eff(EfficientNetConfig::timm(1.0, 1.0)), 224),
+            N::EfficientNetB1Timm => (eff(EfficientNetConfig::timm(1.0, 1.1)), 240),
+            N::EfficientNetB2Timm => (eff(EfficientNetConfig::timm(1.1, 1.2)), 260),
+            N::EfficientNetB3Timm => (eff(EfficientNetConfig::timm(1.2, 1.4)), 300),
+            N::EfficientNetB4Timm => (eff(EfficientNetConfig::timm(1.4, 1.8)), 380),
+            N::EfficientNetB5Timm => (eff(EfficientNetConfig::timm(1.6, 2.2)), 456),
+            N::EfficientNetB6Timm => (eff(EfficientNetConfig::timm(1.8, 2.6)), 528),
+            N::EfficientNetB7Timm => (eff(EfficientNetConfig::timm(2.0, 3.1)), 600),
             N::ResNet18 => (res([2, 2, 2, 2], false, 64), 224),
             N::ResNet34 => (res([3, 4, 6, 3], false, 64), 224),
             N::ResNet50 => (res([3, 4, 6, 3], true, 64), 224),
@@ -332,6 +442,7 @@ impl BackboneSpec {
             name: name.as_str().to_string(),
             architecture,
             input_size,
+            convention: None,
         }
     }
 
@@ -341,19 +452,56 @@ impl BackboneSpec {
             name: name.into(),
             architecture,
             input_size,
+            convention: None,
         }
+    }
+
+    /// States the convention the weights were trained with (the padding rule and the
+    /// batch-norm epsilon, see [`Convention`]); the architecture's padding follows it.
+    /// Needed for weights whose names and shapes do not tell (timm-named EfficientNet
+    /// state dicts: `efficientnet_bN` is [`Convention::Pytorch`], `tf_efficientnet_bN`
+    /// [`Convention::Tf`]); a file that does tell and disagrees is refused.
+    /// ResNets only exist in the PyTorch convention.
+    pub fn with_convention(mut self, convention: Convention) -> Result<Self, BackboneError> {
+        match &mut self.architecture {
+            Architecture::EfficientNet(c) => c.padding = convention.padding(),
+            Architecture::ResNet(_) if convention == Convention::Pytorch => {}
+            Architecture::ResNet(_) => {
+                return Err(BackboneError::Convention {
+                    path: std::path::PathBuf::new(),
+                    backbone: self.name.clone(),
+                    reason: format!(
+                        "{}: ResNets have no TF convention (torchvision's symmetric padding, epsilon 1e-5)",
+                        self.name
+                    ),
+                });
+            }
+        }
+        self.convention = Some(convention);
+        Ok(self)
+    }
+
+    /// The convention of this architecture: the one stated with
+    /// [`BackboneSpec::with_convention`], else the one of its padding rule.
+    pub fn effective_convention(&self) -> Convention {
+        self.convention.unwrap_or(match &self.architecture {
+            Architecture::EfficientNet(c) if c.padding == PaddingMode::TfSame => Convention::Tf,
+            _ => Convention::Pytorch,
+        })
     }
 
     /// Number of levels that can be tapped (9 for EfficientNets: stem, 7 stages, head;
-    /// 4 for ResNets: layer1..layer4).
+    /// 5 for ResNets, numbered as the paper and Rippel et al.'s code count them: 0 = the
+    /// stem after its max-pool, 1..4 = layer1..layer4).
     pub fn num_levels(&self) -> usize {
         match &self.architecture {
             Architecture::EfficientNet(c) => c.stages.len() + 2,
-            Architecture::ResNet(_) => 4,
+            Architecture::ResNet(_) => 5,
         }
     }
 
-    /// Default taps: 3..=7 for EfficientNets (the paper's "3-7"), 0..=3 for ResNets.
+    /// Default taps: 3..=7 for EfficientNets (the paper's "3-7"), 0..=3 for ResNets (the
+    /// paper's ResNet-18 "0-3": the stem after max-pool and layer1..layer3).
     pub fn default_levels(&self) -> Vec<usize> {
         match &self.architecture {
             Architecture::EfficientNet(_) => (3..=7).filter(|&l| l < self.num_levels()).collect(),
@@ -526,11 +674,10 @@ impl Plan {
         let stem = &self.convs[self.stem];
         let mut h = stem.out_size(size);
         let mut c = stem.out_ch;
-        if self.kind == PlanKind::EfficientNet {
-            out.push((c, h, h));
-        } else {
+        if self.kind == PlanKind::ResNet {
             h = (h + 2 - 3) / 2 + 1; // max pool 3x3 / 2, pad 1
         }
+        out.push((c, h, h));
         for stage in &self.stages {
             for b in stage {
                 let ids: Vec<usize> = match b {

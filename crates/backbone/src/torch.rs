@@ -1,35 +1,91 @@
-//! PyTorch state dicts (`.pth` / `.pt`, the zip-pickle format of `torch.save`) as a
-//! weights source, read through [`burn_store`]'s `PytorchReader`.
+//! PyTorch state dicts as a weights source: `.pth` / `.pt` files (`torch.save`'s zip
+//! container or its legacy format) through [`burn_store`]'s `PytorchReader`, and
+//! `.safetensors` files through its safetensors reader (which checks the header's
+//! offsets and sizes against the file).
 //!
-//! Parameters are looked up by the published names of the plan (torchvision for the
-//! ResNets: `conv1.weight`, `bn1.{weight,bias,running_mean,running_var}`,
-//! `layerX.Y.convZ` / `bnZ`, `layerX.Y.downsample.0` / `.1`, `fc.weight` / `fc.bias`;
-//! timm for the EfficientNets), see
-//! [`BackboneSpec::published_parameter_shapes`](crate::BackboneSpec::published_parameter_shapes).
-//! Batch norms are folded into the convolutions in f64 with torchvision's / timm's
-//! epsilon (1e-5; 1e-3 for TF-"same" padded configurations, timm's `tf_*` ports).
+//! Two naming layouts are recognised, by the stem's name:
+//! - the published names of the plan (torchvision for the ResNets: `conv1.weight`,
+//!   `bn1.{weight,bias,running_mean,running_var}`, `layerX.Y.convZ` / `bnZ`,
+//!   `layerX.Y.downsample.0` / `.1`, `fc`; timm for the EfficientNets: `conv_stem`,
+//!   `blocks.S.B.conv_pw` ..., `classifier`), see
+//!   [`BackboneSpec::published_parameter_shapes`](crate::BackboneSpec::published_parameter_shapes);
+//! - efficientnet_pytorch's (lukemelas) for the EfficientNets: `_conv_stem` / `_bn0`,
+//!   `_blocks.N._expand_conv` / `_bn0`, `_depthwise_conv` / `_bn1`, `_se_reduce` /
+//!   `_se_expand`, `_project_conv` / `_bn2` (N counts the blocks over all stages),
+//!   `_conv_head` / `_bn1`, `_fc`.
+//!
+//! The convention (padding rule and batch-norm epsilon, [`Convention`]) follows from the
+//! layout where it can: efficientnet_pytorch is always TF ("same" padding, epsilon 1e-3),
+//! torchvision's ResNets PyTorch (epsilon 1e-5). timm names the PyTorch-trained
+//! `efficientnet_bN` and the TF-ported `tf_efficientnet_bN` alike, so a timm-named
+//! EfficientNet needs the convention stated ([`BackboneSpec::with_convention`]) and is
+//! refused otherwise. A file whose convention contradicts the spec's is refused.
+//! Batch norms are folded into the convolutions in f64 with the convention's epsilon.
 //! Every shape is checked; a missing or misshapen parameter is an error naming the file
 //! and the parameter.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use burn_store::TensorSnapshot;
 use burn_store::pytorch::PytorchReader;
+use burn_store::{ModuleStore, SafetensorsStore, TensorSnapshot};
 
 use crate::error::{BackboneError, Result};
 use crate::model::ConvWeights;
-use crate::spec::{BackboneSpec, PaddingMode, Plan, PlanKind};
+use crate::spec::{BackboneSpec, BlockPlan, Convention, Plan, PlanKind};
 
-/// Batch-norm epsilon of the published PyTorch models of a plan.
-fn bn_eps(plan: &Plan) -> f64 {
-    match plan.convs.first().map(|c| c.padding) {
-        Some(PaddingMode::TfSame) => 1e-3,
-        _ => 1e-5,
-    }
+/// The naming layout of a state dict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// The plan's own names (torchvision ResNets, timm EfficientNets).
+    Published,
+    /// efficientnet_pytorch's (lukemelas) EfficientNet names.
+    EfficientnetPytorch,
 }
 
-/// A state dict read from a `.pth` file.
+/// `(convolution, batch norm)` names of every convolution of `plan`, in plan order, in
+/// efficientnet_pytorch's naming (`_blocks.N` counts the blocks over all stages).
+fn efficientnet_pytorch_names(plan: &Plan) -> Vec<(String, Option<String>)> {
+    let mut names: Vec<(String, Option<String>)> = plan
+        .convs
+        .iter()
+        .map(|c| (c.name.clone(), c.bn_name.clone()))
+        .collect();
+    let mut set = |i: usize, conv: String, bn: Option<String>| {
+        if let Some(slot) = names.get_mut(i) {
+            *slot = (conv, bn);
+        }
+    };
+    set(plan.stem, "_conv_stem".into(), Some("_bn0".into()));
+    let blocks = plan.stages.iter().flatten();
+    for (n, block) in blocks.enumerate() {
+        if let BlockPlan::Mb {
+            expand,
+            dw,
+            se,
+            project,
+            ..
+        } = block
+        {
+            let p = format!("_blocks.{n}.");
+            if let Some(e) = expand {
+                set(*e, format!("{p}_expand_conv"), Some(format!("{p}_bn0")));
+            }
+            set(*dw, format!("{p}_depthwise_conv"), Some(format!("{p}_bn1")));
+            if let Some((r, e)) = se {
+                set(*r, format!("{p}_se_reduce"), None);
+                set(*e, format!("{p}_se_expand"), None);
+            }
+            set(*project, format!("{p}_project_conv"), Some(format!("{p}_bn2")));
+        }
+    }
+    if let Some(h) = plan.head {
+        set(h, "_conv_head".into(), Some("_bn1".into()));
+    }
+    names
+}
+
+/// A state dict read from a `.pth` / `.pt` or `.safetensors` file.
 pub(crate) struct StateDict {
     path: std::path::PathBuf,
     backbone: String,
@@ -37,7 +93,7 @@ pub(crate) struct StateDict {
 }
 
 impl StateDict {
-    /// Reads the file (all tensors, lazily materialised).
+    /// Reads a `.pth` / `.pt` file (all tensors, lazily materialised).
     pub(crate) fn open(path: &Path, spec: &BackboneSpec) -> Result<Self> {
         let reader = PytorchReader::new(path).map_err(|e| BackboneError::WeightsFile {
             path: path.to_path_buf(),
@@ -48,6 +104,75 @@ impl StateDict {
             backbone: spec.name.clone(),
             tensors: reader.into_tensors(),
         })
+    }
+
+    /// Reads the bytes of a `.safetensors` file (`path` names it in errors). The header's
+    /// length, JSON, dtypes and every tensor's offsets are checked against the bytes by the
+    /// `safetensors` crate before anything is materialised.
+    pub(crate) fn from_safetensors(path: &Path, bytes: Vec<u8>, spec: &BackboneSpec) -> Result<Self> {
+        let mut store = SafetensorsStore::from_bytes(Some(bytes));
+        let tensors = store
+            .get_all_snapshots()
+            .map_err(|e| BackboneError::WeightsFile {
+                path: path.to_path_buf(),
+                reason: format!("not a readable safetensors file: {e}"),
+            })?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            backbone: spec.name.clone(),
+            tensors,
+        })
+    }
+
+    fn layout(&self, plan: &Plan) -> Layout {
+        if plan.kind == PlanKind::EfficientNet && self.tensors.contains_key("_conv_stem.weight") {
+            Layout::EfficientnetPytorch
+        } else {
+            Layout::Published
+        }
+    }
+
+    /// The convention to fold with: the file's where its layout tells, else the one the
+    /// spec states; a contradiction or an unknown convention is refused.
+    fn convention(&self, plan: &Plan, spec: &BackboneSpec) -> Result<Convention> {
+        let refuse = |reason: String| BackboneError::Convention {
+            path: self.path.clone(),
+            backbone: self.backbone.clone(),
+            reason: format!(
+                "weights file {} for {}: {reason}",
+                self.path.display(),
+                self.backbone
+            ),
+        };
+        let wanted = spec.effective_convention();
+        let (file, what) = match (self.layout(plan), plan.kind) {
+            (Layout::EfficientnetPytorch, _) => (
+                Convention::Tf,
+                "an efficientnet_pytorch (lukemelas) state dict: Google's TF weights, TF \"same\" padding, batch-norm epsilon 1e-3",
+            ),
+            (Layout::Published, PlanKind::ResNet) => (
+                Convention::Pytorch,
+                "a torchvision-named ResNet: symmetric padding, batch-norm epsilon 1e-5",
+            ),
+            (Layout::Published, PlanKind::EfficientNet) => {
+                return spec.convention.ok_or_else(|| refuse(
+                    "timm-named EfficientNet state dict: timm's `efficientnet_*` (PyTorch convention: symmetric padding, batch-norm epsilon 1e-5) and `tf_efficientnet_*` (TF convention: TF \"same\" padding, epsilon 1e-3) have the same names and shapes, so the convention cannot be told from the file; state it (`BackboneSpec::with_convention(Convention::Pytorch | Convention::Tf)`; gaussad: the weights-convention option, `pytorch` or `tf`)".into(),
+                ));
+            }
+        };
+        if file != wanted {
+            let hint = match file {
+                Convention::Tf => "use a TF-convention backbone (efficientnet-bN, efficientnet-liteN)",
+                Convention::Pytorch => "use a PyTorch-convention backbone (efficientnet-bN-timm, resnetN)",
+            };
+            return Err(refuse(format!(
+                "the file is {what}, the backbone asks for the {wanted} convention; {hint}"
+            )));
+        }
+        Ok(file)
     }
 
     fn mismatch(&self, reason: String) -> BackboneError {
@@ -110,10 +235,19 @@ impl StateDict {
         Ok(v)
     }
 
-    /// The convolutions of `plan`, batch norms folded, in plan order.
-    pub(crate) fn convs(&self, plan: &Plan) -> Result<Vec<ConvWeights>> {
+    /// The convolutions of `plan` (the architecture of `spec`), batch norms folded with
+    /// the convention's epsilon, in plan order.
+    pub(crate) fn convs(&self, plan: &Plan, spec: &BackboneSpec) -> Result<Vec<ConvWeights>> {
+        let names: Vec<(String, Option<String>)> = match self.layout(plan) {
+            Layout::EfficientnetPytorch => efficientnet_pytorch_names(plan),
+            Layout::Published => plan
+                .convs
+                .iter()
+                .map(|c| (c.name.clone(), c.bn_name.clone()))
+                .collect(),
+        };
         // A convolution weight the plan does not have means another network or variant.
-        let mut known: Vec<&str> = plan.convs.iter().map(|c| c.name.as_str()).collect();
+        let mut known: Vec<&str> = names.iter().map(|(c, _)| c.as_str()).collect();
         known.sort_unstable();
         let mut extra: Vec<&String> = self
             .tensors
@@ -132,19 +266,19 @@ impl StateDict {
                 extra.len()
             )));
         }
-        let eps = bn_eps(plan);
+        let eps = self.convention(plan, spec)?.bn_eps();
         let mut out = Vec::with_capacity(plan.convs.len());
-        for def in &plan.convs {
+        for (def, (name, bn_name)) in plan.convs.iter().zip(&names) {
             let shape = def.weight_shape();
             let out_ch = def.out_ch;
-            let mut weight = self.get(&format!("{}.weight", def.name), &shape)?;
-            let bias_name = format!("{}.bias", def.name);
-            let mut bias = match (&def.bn_name, self.tensors.get(&bias_name)) {
+            let mut weight = self.get(&format!("{name}.weight"), &shape)?;
+            let bias_name = format!("{name}.bias");
+            let mut bias = match (bn_name, self.tensors.get(&bias_name)) {
                 (_, Some(t)) => self.values(&bias_name, t, &[out_ch])?,
                 (Some(_), None) => vec![0.0; out_ch],
                 (None, None) => self.get(&bias_name, &[out_ch])?,
             };
-            if let Some(bn) = &def.bn_name {
+            if let Some(bn) = bn_name {
                 let p = |k: &str| self.get(&format!("{bn}.{k}"), &[out_ch]);
                 let (gamma, beta, mean, var) = (
                     p("weight")?,
@@ -175,12 +309,13 @@ impl StateDict {
         Ok(out)
     }
 
-    /// The classifier (`fc` for ResNets, `classifier` for EfficientNets):
-    /// `(weight [classes, channels] row-major, bias, classes)`.
+    /// The classifier (`fc` for ResNets, `classifier` for timm EfficientNets, `_fc` for
+    /// efficientnet_pytorch's): `(weight [classes, channels] row-major, bias, classes)`.
     pub(crate) fn classifier(&self, plan: &Plan) -> Result<(Vec<f32>, Vec<f32>, usize)> {
-        let fc = match plan.kind {
-            PlanKind::ResNet => "fc",
-            PlanKind::EfficientNet => "classifier",
+        let fc = match (plan.kind, self.layout(plan)) {
+            (PlanKind::ResNet, _) => "fc",
+            (PlanKind::EfficientNet, Layout::Published) => "classifier",
+            (PlanKind::EfficientNet, Layout::EfficientnetPytorch) => "_fc",
         };
         let no = |reason: String| BackboneError::NoClassifier {
             path: self.path.clone(),
@@ -209,57 +344,4 @@ impl StateDict {
         };
         Ok((weight, bias, classes))
     }
-}
-
-/// SHA-256 (hex) of a file, streamed.
-pub(crate) fn file_sha256(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let io_err = |e: std::io::Error| BackboneError::WeightsFile {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let mut f = std::fs::File::open(path).map_err(io_err)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err)?;
-        if n == 0 {
-            break;
-        }
-        h.update(buf.get(..n).unwrap_or_default());
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// The folded convolutions of a `.pth` file and its SHA-256.
-pub(crate) fn load_convs(
-    path: &Path,
-    spec: &BackboneSpec,
-    plan: &Plan,
-) -> Result<(Vec<ConvWeights>, String)> {
-    let sha = file_sha256(path)?;
-    let sd = StateDict::open(path, spec)?;
-    Ok((sd.convs(plan)?, sha))
-}
-
-impl crate::extractor::WeightsSource {
-    /// The source for a weights file, by its extension: `.pth` / `.pt` (any case) ->
-    /// [`WeightsSource::Pytorch`](crate::WeightsSource::Pytorch), anything else ->
-    /// [`WeightsSource::Onnx`](crate::WeightsSource::Onnx).
-    pub fn from_file(path: impl Into<std::path::PathBuf>) -> Self {
-        let path = path.into();
-        if is_pytorch_file(&path) {
-            Self::Pytorch(path)
-        } else {
-            Self::Onnx(path)
-        }
-    }
-}
-
-/// Whether `path` has a PyTorch checkpoint extension (`.pth` or `.pt`, any case).
-pub fn is_pytorch_file(path: &Path) -> bool {
-    path.extension()
-        .and_then(|x| x.to_str())
-        .is_some_and(|x| x.eq_ignore_ascii_case("pth") || x.eq_ignore_ascii_case("pt"))
 }

@@ -48,7 +48,7 @@ fn names_defaults_and_levels() {
             r18.default_levels(),
             r18.num_levels()
         ),
-        (224, vec![0, 1, 2, 3], 4)
+        (224, vec![0, 1, 2, 3], 5)
     );
     for n in BackboneName::all() {
         assert_eq!(n.as_str().parse::<BackboneName>().unwrap(), n);
@@ -76,10 +76,16 @@ fn names_defaults_and_levels() {
     );
     assert_eq!(
         r18.all_level_shapes(224),
-        vec![(64, 56, 56), (128, 28, 28), (256, 14, 14), (512, 7, 7)]
+        vec![
+            (64, 56, 56),
+            (64, 56, 56),
+            (128, 28, 28),
+            (256, 14, 14),
+            (512, 7, 7)
+        ]
     );
     let w50: BackboneSpec = "wide-resnet50".parse().unwrap();
-    assert_eq!(w50.all_level_shapes(224)[3], (2048, 7, 7));
+    assert_eq!(w50.all_level_shapes(224)[4], (2048, 7, 7));
 }
 
 #[test]

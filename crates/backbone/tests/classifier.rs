@@ -118,7 +118,7 @@ fn synthetic_case(name: &str, key: &str) {
 
 #[test]
 fn b4_synthetic_logits_match_independent_onnx_graph_with_classifier() {
-    synthetic_case("efficientnet-b4", "b4");
+    synthetic_case("efficientnet-b4-timm", "b4");
 }
 
 #[test]

@@ -173,7 +173,7 @@ fn synthetic_case(name: &str, fixture_name: &str) {
 
 #[test]
 fn efficientnet_b4_synthetic_weights_match_independent_onnx_graph() {
-    synthetic_case("efficientnet-b4", "synthetic_b4.json");
+    synthetic_case("efficientnet-b4-timm", "synthetic_b4.json");
 }
 
 #[test]

@@ -82,7 +82,7 @@ fn pth_features_match_onnxruntime_on_the_unfolded_network() {
     let fx = FeatureExtractor::new(
         tiny_spec([1, 1, 0, 0]),
         pth(),
-        &[0, 1],
+        &[0, 1, 2],
         Preprocess::new(64),
         Device::Cpu,
     )

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
-use backbone::{BackboneName, BackboneSpec, Device, FeatureExtractor, Preprocess, WeightsSource};
+use backbone::{BackboneName, BackboneSpec, Convention, Device, FeatureExtractor, Preprocess, WeightsSource};
 use gaussian_fit::GaussianParams;
 use opca_reduction::ReductionParams;
 use scoring::DetectorParams;
@@ -42,7 +42,7 @@ impl MethodConfig {
     /// Checks every option against the backbone and builds the detector parameters. Errors
     /// about one option are [`OptionError`]s naming its key.
     pub fn check(&self) -> Result<CheckedConfig> {
-        let (spec, weights) = resolve_backbone(&self.backbone)?;
+        let (spec, weights) = resolve_backbone(&self.backbone, self.weights_convention.0)?;
         let levels =
             if self.levels.as_slice().is_empty() { spec.default_levels() } else { self.levels.as_slice().to_vec() };
         let n_levels = spec.num_levels();
@@ -120,17 +120,23 @@ impl CheckedConfig {
 
 /// A backbone name -> (architecture, weights); a path to an `.onnx` or PyTorch `.pth` /
 /// `.pt` file -> the architecture recognised from its parameters.
-fn resolve_backbone(name: &str) -> Result<(BackboneSpec, WeightsSource)> {
+fn resolve_backbone(name: &str, convention: Option<Convention>) -> Result<(BackboneSpec, WeightsSource)> {
+    let with_convention = |spec: BackboneSpec| -> Result<BackboneSpec> {
+        match convention {
+            Some(c) => spec.with_convention(c).map_err(|e| invalid("weights-convention", e.to_string())),
+            None => Ok(spec),
+        }
+    };
     let as_path = Path::new(name);
-    if name.ends_with(".onnx") || backbone::is_pytorch_file(as_path) || as_path.is_file() {
+    if name.ends_with(".onnx") || backbone::is_pytorch_file(as_path) || backbone::is_safetensors_file(as_path) || as_path.is_file() {
         if !as_path.is_file() {
             return Err(invalid("backbone", format!("{name}: no such weights file")));
         }
         let source = WeightsSource::from_file(as_path);
-        let spec = detect_architecture(as_path, &source)?;
+        let spec = detect_architecture(as_path, &source, convention)?;
         return Ok((spec, source));
     }
-    let spec = BackboneSpec::from_str(name).map_err(|e| invalid("backbone", format!("{name:?}: {e}")))?;
+    let spec = with_convention(BackboneSpec::from_str(name).map_err(|e| invalid("backbone", format!("{name:?}: {e}")))?)?;
     if spec.has_embedded_weights() {
         return Ok((spec, WeightsSource::Embedded));
     }
@@ -140,7 +146,9 @@ fn resolve_backbone(name: &str) -> Result<(BackboneSpec, WeightsSource)> {
             entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    p.extension().is_some_and(|x| x.eq_ignore_ascii_case("onnx")) || backbone::is_pytorch_file(p)
+                    p.extension().is_some_and(|x| x.eq_ignore_ascii_case("onnx"))
+                        || backbone::is_pytorch_file(p)
+                        || backbone::is_safetensors_file(p)
                 })
                 .collect()
         })
@@ -157,20 +165,34 @@ fn resolve_backbone(name: &str) -> Result<(BackboneSpec, WeightsSource)> {
         )),
         _ => Err(invalid(
             "backbone",
-            format!("{name}: several weights files (.onnx / .pth) in {}; keep one or pass --backbone PATH", dir.display()),
+            format!(
+                "{name}: several weights files (.onnx / .pth / .safetensors) in {}; keep one or pass --backbone PATH",
+                dir.display()
+            ),
         )),
     }
 }
 
 /// Recognises which known architecture a weights file holds: the one whose every parameter
 /// shape its weights match (the loader checks each one).
-fn detect_architecture(path: &Path, source: &WeightsSource) -> Result<BackboneSpec> {
+fn detect_architecture(path: &Path, source: &WeightsSource, convention: Option<Convention>) -> Result<BackboneSpec> {
     let mut tried = Vec::new();
     for name in BackboneName::all() {
         let spec = BackboneSpec::from_name(name);
+        let spec = match convention {
+            Some(c) => match spec.with_convention(c) {
+                Ok(s) => s,
+                Err(_) => continue,
+            },
+            None => spec,
+        };
         let pre = Preprocess::new(spec.default_input_size());
         match FeatureExtractor::new(spec.clone(), source.clone(), &[0], pre, Device::Cpu) {
             Ok(_) => return Ok(spec),
+            // The names matched but the convention cannot be told: say which option decides.
+            Err(e @ backbone::BackboneError::Convention { .. }) => {
+                return Err(invalid("weights-convention", format!("{e} (set --weights-convention tf or pytorch)")));
+            }
             Err(e) => tried.push(format!("  {name}: {e}")),
         }
     }

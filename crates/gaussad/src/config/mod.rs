@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 pub use checked::{CheckedConfig, weights_dir};
 pub use flags::{MethodFlags, Origin, RunFlags, Sourced, load_config_file};
-pub use values::{BatchSize, BlurSigma, CenterCrop, DeviceChoice, Folds, InputSize, Levels, Rate};
+pub use values::{BatchSize, BlurSigma, CenterCrop, ConventionChoice, DeviceChoice, Folds, InputSize, Levels, Rate};
 
 use gaussian_fit::CovarianceEstimator;
 use opca_reduction::Selection;
@@ -157,9 +157,13 @@ macro_rules! method_config {
 }
 
 method_config! {
-    /// Backbone: efficientnet-lite0 (embedded) | efficientnet-b4 | resnet18 | ... or a weights
-    /// file (.onnx, .pth).
+    /// Backbone: efficientnet-lite0 (embedded) | efficientnet-b4 (the paper's TF weights) |
+    /// efficientnet-b4-timm | resnet18 | ... or a weights file (.onnx, .pth, .safetensors).
     [Features, "backbone", "NAME|PATH"] backbone: String = "efficientnet-lite0".into();
+    /// Padding and batch-norm convention of EfficientNet weights: auto (told from the file) |
+    /// tf (TF "same" padding, eps 1e-3) | pytorch (symmetric, eps 1e-5).
+    [Features, "weights-convention", "auto|tf|pytorch"] weights_convention: ConventionChoice =
+        ConventionChoice::default();
     /// Square input size in pixels (0 = the backbone's default).
     [Features, "resize", "PIXELS"] resize: InputSize = InputSize::default();
     /// Centre crop in pixels after resizing (0 = none); masks are cropped alike.

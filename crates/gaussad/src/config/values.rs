@@ -184,6 +184,45 @@ impl fmt::Display for Levels {
     }
 }
 
+/// The padding / batch-norm convention of EfficientNet weights: `auto` (told from the weights
+/// file; a file that cannot tell is refused with a message naming this option), `tf` or
+/// `pytorch`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConventionChoice(pub Option<backbone::Convention>);
+
+impl FromStr for ConventionChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "auto" => Ok(Self(None)),
+            t => t.parse().map(|c| Self(Some(c))).map_err(|e: backbone::BackboneError| format!("{e} (or auto)")),
+        }
+    }
+}
+
+impl TryFrom<String> for ConventionChoice {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        v.parse()
+    }
+}
+
+impl From<ConventionChoice> for String {
+    fn from(v: ConventionChoice) -> String {
+        v.to_string()
+    }
+}
+
+impl fmt::Display for ConventionChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("auto"),
+            Some(c) => c.fmt(f),
+        }
+    }
+}
+
 /// The compute device, in its text form `cpu`, `cuda` or `cuda:N`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
