@@ -96,8 +96,9 @@ impl From<CovarianceEstimator> for String {
     }
 }
 
-/// Parameters of the Gaussian fit.
+/// Parameters of the Gaussian fit (a missing field takes its default when deserialised).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GaussianParams {
     /// The covariance estimator (default Ledoit-Wolf).
     pub estimator: CovarianceEstimator,

@@ -96,8 +96,9 @@ impl From<Selection> for String {
     }
 }
 
-/// Parameters of the reduction.
+/// Parameters of the reduction (a missing field takes its default when deserialised).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReductionParams {
     /// The selection rule (default `opca:0.05`).
     pub selection: Selection,

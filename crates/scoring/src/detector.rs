@@ -23,8 +23,10 @@ pub const MIN_TRAINING_IMAGES: usize = 2;
 pub type LevelShape = (usize, usize, usize);
 
 /// Parameters of the detector (linfa style: [`DetectorParams::validate`] ->
-/// [`ValidDetectorParams`] -> [`DetectorFitter`] -> [`Detector`]).
+/// [`ValidDetectorParams`] -> [`DetectorFitter`] -> [`Detector`]). A missing field takes its
+/// default when deserialised (parameters added later keep older models readable).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DetectorParams {
     /// Dimensionality reduction of every level (image and pixel models); default `opca:0.05`.
     pub reduction: ReductionParams,
@@ -184,11 +186,32 @@ pub struct DetectorScore {
 
 /// A fitted multi-level Gaussian anomaly detector. Plain data (serde); check models read
 /// from untrusted files with [`Detector::validate`].
+///
+/// The parameters are serialised as JSON text inside whatever format holds the detector, so
+/// a compact positional format (postcard, bincode) still reads detectors written before a
+/// parameter existed: the missing parameter takes its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detector {
+    #[serde(with = "params_as_json")]
     params: DetectorParams,
     level_shapes: Vec<LevelShape>,
     levels: Vec<LevelModel>,
+}
+
+mod params_as_json {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::DetectorParams;
+
+    pub(super) fn serialize<S: Serializer>(params: &DetectorParams, s: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(params).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DetectorParams, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 fn check_shapes(level_shapes: &[LevelShape]) -> Result<(), ScoringError> {

@@ -312,7 +312,10 @@ fn validate_rejects_inconsistent_models() {
     let base = serde_json::to_value(&d).unwrap();
     let check = |edit: &dyn Fn(&mut serde_json::Value), expect: &str| {
         let mut v = base.clone();
+        // The parameters are stored as JSON text: edit them as a value, then write them back.
+        v["params"] = serde_json::from_str(v["params"].as_str().unwrap()).unwrap();
         edit(&mut v);
+        v["params"] = v["params"].to_string().into();
         let det: Detector = serde_json::from_value(v).unwrap();
         let err = det.validate().unwrap_err();
         assert!(
@@ -362,4 +365,20 @@ fn validate_rejects_inconsistent_models() {
     assert_eq!(d.levels().len(), 2);
     assert_eq!(d.level_shapes(), &shapes()[..]);
     assert_eq!(d.params().spatial, SpatialModel::PerPosition);
+}
+
+/// Parameters added in a later version: a detector serialised without them still loads, with
+/// the missing parameter at its default (the parameters travel as JSON text).
+#[test]
+fn params_missing_from_an_older_file_take_their_defaults() {
+    let d = fitted(SpatialModel::PerPosition);
+    let mut v = serde_json::to_value(&d).unwrap();
+    let mut params: serde_json::Value = serde_json::from_str(v["params"].as_str().unwrap()).unwrap();
+    params.as_object_mut().unwrap().remove("blur_sigma");
+    params["reduction"].as_object_mut().unwrap().clear();
+    v["params"] = params.to_string().into();
+    let back: Detector = serde_json::from_value(v).unwrap();
+    assert_eq!(back.params().blur_sigma, DetectorParams::default().blur_sigma);
+    assert_eq!(back.params().reduction, ReductionParams::default());
+    assert_eq!(back.levels(), d.levels());
 }
