@@ -41,6 +41,7 @@ fn small_model() -> Model {
     let mut config = MethodConfig::default();
     config.set_text("levels", "3,4").unwrap();
     config.set_text("resize", "224").unwrap();
+    config.set_text("image-score", "pooled").unwrap(); // as the detector's default parameters
     Model::new(config, identity, calibration(), 6, fitter.finish().unwrap())
 }
 
