@@ -9,7 +9,7 @@ use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis, 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ReductionError;
-use crate::params::{Selection, ValidReductionParams};
+use crate::params::{PcaRank, Selection, ValidReductionParams};
 
 /// The minimum number of samples a PCA fit accepts (the covariance, divided by N, is defined
 /// for one sample: it is zero, and every selection then keeps all components).
@@ -246,7 +246,7 @@ impl FittedReduction {
     }
 }
 
-fn fit_moments(selection: Selection, m: &Moments) -> Result<FittedReduction, ReductionError> {
+fn fit_moments(selection: Selection, rank: PcaRank, m: &Moments) -> Result<FittedReduction, ReductionError> {
     let d = m.mean.len();
     if d == 0 {
         return Err(ReductionError::ZeroDimension);
@@ -268,7 +268,9 @@ fn fit_moments(selection: Selection, m: &Moments) -> Result<FittedReduction, Red
     })?;
     clamp_eigenvalues(&mut vals);
     normalise_signs(&mut vecs);
-    let range = select_components(vals.view(), selection);
+    // The rule ranks the leading `supported` eigenpairs only (all of them for `full`).
+    let supported = rank.supported(m.n, d);
+    let range = select_components(vals.slice(s![..supported]), selection);
     let components = vecs.slice(s![.., range.clone()]).to_owned();
     Ok(FittedReduction {
         selection,
@@ -287,7 +289,7 @@ impl ValidReductionParams {
         if acc.dim() == 0 {
             return Err(ReductionError::ZeroDimension);
         }
-        fit_moments(self.selection, &acc.snapshot())
+        fit_moments(self.selection, self.rank, &acc.snapshot())
     }
 
     /// One-shot fit to the rows of `rows` (`(n, d)`, n >= 1); equals the streamed fit.
@@ -300,6 +302,6 @@ impl ValidReductionParams {
         }
         ensure_finite(rows.iter().copied(), "input rows")?;
         let x = rows.mapv(|v| v.into());
-        fit_moments(self.selection, &Moments::from_rows(x.view()))
+        fit_moments(self.selection, self.rank, &Moments::from_rows(x.view()))
     }
 }

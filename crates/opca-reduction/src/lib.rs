@@ -16,7 +16,9 @@
 //! * Thresholds are compared with a plain `>=` in f64 (see [`select_components`] for the
 //!   summation order, which makes the share of all components exactly 1).
 //! * Zero-variance directions (fewer samples than dimensions is normal for the image model):
-//!   OPCA keeps every one of them (their share is 0, so the tail extends past them). They are
+//!   with [`PcaRank::Full`] (the default) OPCA keeps every one of them (their share is 0, so
+//!   the tail extends past them); with [`PcaRank::Sample`] the rule ranks only the
+//!   `min(n - 1, d)` sample-supported eigenpairs, as scikit-learn's `PCA()` does. They are
 //!   ordinary unit directions, so projections stay finite; the Gaussian fit downstream gives
 //!   them a positive variance (Ledoit-Wolf) or floors it, so no score is NaN.
 //! * Total variance 0 (e.g. a single sample, or identical samples): every rule keeps all `d`
@@ -57,7 +59,7 @@ pub use feature_moments::{MomentAccumulator, MomentsError};
 pub use fitted::{
     FittedReduction, MIN_SAMPLES, ZERO_EIGENVALUE_REL, clamp_eigenvalues, select_components,
 };
-pub use params::{ReductionParams, Selection, ValidReductionParams};
+pub use params::{PcaRank, ReductionParams, Selection, ValidReductionParams};
 
 /// Result alias of this crate.
 pub type Result<T, E = ReductionError> = std::result::Result<T, E>;

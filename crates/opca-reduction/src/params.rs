@@ -96,12 +96,78 @@ impl From<Selection> for String {
     }
 }
 
+/// Which eigenpairs the selection ranks (text forms `"full"`, `"sample"`).
+///
+/// With `n` samples of dimension `d` the centred data span at most `min(n - 1, d)` directions;
+/// the remaining eigenvalues are exactly 0 (the null space).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum PcaRank {
+    /// Every eigenpair of the `d x d` covariance, null space included: with `n <= d` the
+    /// zero-variance directions join the kept OPCA tail (they carry the "far from every
+    /// training sample" signal).
+    #[default]
+    Full,
+    /// Only the `min(n - 1, d)` sample-supported eigenpairs (at least 1): scikit-learn's
+    /// `PCA()` as Rippel et al.'s reference code uses it.
+    Sample,
+}
+
+impl PcaRank {
+    /// How many of `d` descending eigenpairs this rank lets the selection see, for `n` samples.
+    pub fn supported(self, n: u64, d: usize) -> usize {
+        match self {
+            PcaRank::Full => d,
+            PcaRank::Sample => usize::try_from(n.saturating_sub(1)).unwrap_or(usize::MAX).min(d).max(1.min(d)),
+        }
+    }
+}
+
+impl fmt::Display for PcaRank {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PcaRank::Full => "full",
+            PcaRank::Sample => "sample",
+        })
+    }
+}
+
+impl FromStr for PcaRank {
+    type Err = ReductionError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "full" => Ok(PcaRank::Full),
+            "sample" => Ok(PcaRank::Sample),
+            _ => Err(ReductionError::Parse {
+                text: text.to_string(),
+                reason: "expected \"full\" or \"sample\"".into(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<String> for PcaRank {
+    type Error = ReductionError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl From<PcaRank> for String {
+    fn from(value: PcaRank) -> Self {
+        value.to_string()
+    }
+}
+
 /// Parameters of the reduction (a missing field takes its default when deserialised).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ReductionParams {
     /// The selection rule (default `opca:0.05`).
     pub selection: Selection,
+    /// Which eigenpairs the rule ranks (default `full`).
+    pub rank: PcaRank,
 }
 
 impl ReductionParams {
@@ -116,11 +182,18 @@ impl ReductionParams {
         self
     }
 
+    /// Set which eigenpairs the rule ranks.
+    pub fn with_rank(mut self, rank: PcaRank) -> Self {
+        self.rank = rank;
+        self
+    }
+
     /// Check the parameters (threshold in `(0, 1]`).
     pub fn validate(&self) -> Result<ValidReductionParams, ReductionError> {
         self.selection.check()?;
         Ok(ValidReductionParams {
             selection: self.selection,
+            rank: self.rank,
         })
     }
 }
@@ -129,11 +202,17 @@ impl ReductionParams {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ValidReductionParams {
     pub(crate) selection: Selection,
+    pub(crate) rank: PcaRank,
 }
 
 impl ValidReductionParams {
     /// The selection rule.
     pub fn selection(&self) -> Selection {
         self.selection
+    }
+
+    /// Which eigenpairs the rule ranks.
+    pub fn rank(&self) -> PcaRank {
+        self.rank
     }
 }

@@ -178,11 +178,14 @@ fn fewer_samples_than_dims_opca_keeps_zero_directions() {
 fn serde_round_trips() {
     let params = ReductionParams::default().with_selection(Selection::Pca(0.95));
     let text = serde_json::to_string(&params).unwrap();
-    assert_eq!(text, r#"{"selection":"pca:0.95"}"#);
+    assert_eq!(text, r#"{"selection":"pca:0.95","rank":"full"}"#);
     assert_eq!(
         serde_json::from_str::<ReductionParams>(&text).unwrap(),
         params
     );
+    // Written before `rank` existed: the rank takes its default.
+    assert_eq!(serde_json::from_str::<ReductionParams>(r#"{"selection":"pca:0.95"}"#).unwrap(), params);
+    assert!(serde_json::from_str::<ReductionParams>(r#"{"selection":"pca:0.95","rank":"half"}"#).is_err());
     assert!(serde_json::from_str::<ReductionParams>(r#"{"selection":"pca:2"}"#).is_err());
     let f = params
         .validate()

@@ -7,7 +7,7 @@
 //! to the reference's largest entry: `max |a - b| <= tol * max |b|`.
 
 use ndarray::{Array1, Array2, Axis};
-use opca_reduction::{ReductionParams, Selection};
+use opca_reduction::{PcaRank, ReductionParams, Selection};
 use serde_json::Value;
 
 const FIXTURES: &str = include_str!("fixtures/pca_fixtures.json");
@@ -147,6 +147,44 @@ fn sign_convention_largest_entry_positive() {
             }
             assert!(val > 0.0);
             assert!((col.dot(&col) - 1.0).abs() < 1e-12);
+        }
+    }
+}
+
+/// `pca-rank = sample` against scikit-learn's `PCA()` (fixtures from
+/// `tests/fixtures/generate_rank.py`): the rule ranks only the sample-supported eigenpairs, so
+/// with n <= d the null space never joins the kept OPCA tail.
+#[test]
+fn sample_rank_matches_sklearn() {
+    let doc: Value = serde_json::from_str(include_str!("fixtures/pca_rank_fixtures.json")).unwrap();
+    for c in doc["cases"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let x = mat(&c["x"]);
+        let x_test = mat(&c["x_test"]);
+        let supported = c["supported"].as_u64().unwrap() as usize;
+        for s in c["selections"].as_array().unwrap() {
+            let sel_text = s["selection"].as_str().unwrap();
+            let what = format!("{name} {sel_text} sample");
+            let fitted = ReductionParams::default()
+                .with_selection(sel_text.parse().unwrap())
+                .with_rank(PcaRank::Sample)
+                .validate()
+                .unwrap()
+                .fit_rows(x.view())
+                .unwrap();
+            let (start, end) = (s["start"].as_u64().unwrap() as usize, s["end"].as_u64().unwrap() as usize);
+            assert_eq!(fitted.kept_range(), start..end, "{what}: kept range");
+            assert!(end <= supported, "{what}: a null direction was kept");
+            assert_close(
+                &fitted.eigenvalues().slice(ndarray::s![..supported]).to_owned(),
+                &vec1(&c["eigenvalues_supported"]),
+                TOL,
+                &format!("{what} eigenvalues"),
+            );
+            let w = fitted.components();
+            assert_close(&w.dot(&w.t()), &mat(&s["projector"]), TOL, &format!("{what} projector"));
+            let z = fitted.transform_rows(x_test.view()).unwrap();
+            assert_close(&z.dot(&z.t()), &mat(&s["gram"]), TOL, &format!("{what} gram"));
         }
     }
 }

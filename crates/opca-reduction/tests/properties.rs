@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, Array2, Array3, s};
 use opca_reduction::{
-    MomentAccumulator, MomentsError, ReductionError, ReductionParams, Selection, select_components,
+    MomentAccumulator, MomentsError, PcaRank, ReductionError, ReductionParams, Selection, select_components,
 };
 use proptest::prelude::*;
 
@@ -167,5 +167,27 @@ proptest! {
         for k in 0..h * w { for c in 0..f.output_dim() {
             prop_assert!((zm[[c, k / w, k % w]] - zr[[k, c]]).abs() < 1e-10);
         }}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// `pca-rank = sample` keeps only sample-supported components (indices below min(n-1, d),
+    /// at least one), and equals `full` whenever the data have more samples than dimensions.
+    #[test]
+    fn sample_rank_keeps_only_supported_components(x in data(12, 10), t in 0.01f64..=1.0, opca in any::<bool>()) {
+        let (n, d) = x.dim();
+        let sel = if opca { Selection::Opca(t) } else { Selection::Pca(t) };
+        let fit = |rank| ReductionParams::default().with_selection(sel).with_rank(rank).validate().unwrap().fit_rows(x.view()).unwrap();
+        let (full, sample) = (fit(PcaRank::Full), fit(PcaRank::Sample));
+        let supported = (n - 1).min(d).max(1);
+        prop_assert!(sample.kept_range().end <= supported, "{:?} beyond {supported}", sample.kept_range());
+        prop_assert!(sample.output_dim() >= 1);
+        prop_assert_eq!(sample.eigenvalues(), full.eigenvalues());
+        if n > d {
+            prop_assert_eq!(sample.kept_range(), full.kept_range());
+            prop_assert_eq!(sample.components(), full.components());
+        }
     }
 }

@@ -72,7 +72,7 @@ impl MethodConfig {
 /// The detector's parameters: the options each numerical crate implements.
 fn detector_params(c: &MethodConfig) -> DetectorParams {
     DetectorParams::new()
-        .with_reduction(ReductionParams::default().with_selection(c.reduction))
+        .with_reduction(ReductionParams::default().with_selection(c.reduction).with_rank(c.pca_rank))
         .with_gaussian(GaussianParams::default().with_estimator(c.covariance))
         .with_spatial(c.spatial)
         .with_pixel_pca(c.pixel_pca)

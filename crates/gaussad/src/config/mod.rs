@@ -40,7 +40,7 @@ pub use flags::{MethodFlags, Origin, RunFlags, Sourced, load_config_file};
 pub use values::{BatchSize, BlurSigma, CenterCrop, ConventionChoice, DeviceChoice, Folds, InputSize, Levels, Rate};
 
 use gaussian_fit::CovarianceEstimator;
-use opca_reduction::Selection;
+use opca_reduction::{PcaRank, Selection};
 use scoring::{ImageScore, PixelPca, SpatialModel};
 
 /// What an option changes.
@@ -173,6 +173,9 @@ method_config! {
     /// Feature reduction: opca:T (keep the least-variance components holding share T) | pca:T |
     /// none.
     [Model, "reduction", "opca:T|pca:T|none"] reduction: Selection = Selection::default();
+    /// Which eigenpairs the reduction ranks: full (all d, null space kept: the default) |
+    /// sample (only the min(n-1, d) sample-supported ones, as scikit-learn's PCA()).
+    [Model, "pca-rank", "full|sample"] pca_rank: PcaRank = PcaRank::default();
     /// Spatial model of the pixel map: per-position | shared.
     [Model, "spatial", "per-position|shared"] spatial: SpatialModel = SpatialModel::default();
     /// Image score: map-max (the maximum of the pixel map; the default, for verdicts that hold
