@@ -148,9 +148,7 @@ fn params_and_text_forms() {
             .validate()
             .is_ok()
     );
-    let bad = DetectorParams::default().with_reduction(ReductionParams {
-        selection: Selection::Opca(0.0),
-    });
+    let bad = DetectorParams::default().with_reduction(ReductionParams::default().with_selection(Selection::Opca(0.0)));
     assert!(matches!(bad.validate(), Err(ScoringError::Reduction(_))));
 
     for t in SpatialModel::TEXT_FORMS {
